@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# All tests: format, lints, unit tests, then the integration tests against a
+# private containerd 1.6 this script starts and removes again.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$MYSHIM_REPO"
+
+ensure_deps
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --quiet --all-targets -- -D warnings
+say "unit tests"
+cargo test --quiet --bins
+build_shim
+
+DIR=$(mktemp -d /tmp/myshim-test.XXXXXX)
+trap 'stop_containerd "$DIR" || true' EXIT
+start_containerd "$DIR"
+import_image myshim-test
+
+say "integration tests against $(containerd --version | awk '{print $3}')"
+MYSHIM_TEST_CTR="$CTR_ADDR" MYSHIM_TEST_IMAGE="$MYSHIM_IMAGE_REF" MYSHIM_TEST_DIR="$DIR" \
+    MYSHIM_TEST_SHIM=/usr/local/bin/containerd-shim-myshim-v2 \
+    cargo test --quiet --test integration -- --test-threads=4
+
+say "leak check"
+leaks=0
+if pgrep -f containerd-shim-myshim-v2 >/dev/null; then
+    for pid in $(pgrep -f containerd-shim-myshim-v2); do
+        if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "MYSHIM_ROOT=$DIR/myshim"; then
+            echo "leaked shim: $pid $(tr '\0' ' ' </proc/$pid/cmdline)"; leaks=1
+        fi
+    done
+fi
+if awk -v d="$DIR/root" 'index($5, d) == 1' /proc/self/mountinfo | grep -q .; then
+    echo "leaked mounts:"; awk -v d="$DIR/root" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo; leaks=1
+fi
+if find /sys/fs/cgroup/*/myshim-test -mindepth 1 -maxdepth 1 -type d 2>/dev/null | grep -q .; then
+    echo "leaked cgroups:"; find /sys/fs/cgroup/*/myshim-test -mindepth 1 -maxdepth 1 -type d; leaks=1
+fi
+if find "$DIR/myshim" -mindepth 3 -maxdepth 3 -type d 2>/dev/null | grep -q .; then
+    echo "leaked state:"; find "$DIR/myshim" -mindepth 3 -maxdepth 3 -type d; leaks=1
+fi
+[ "$leaks" = 0 ] || { echo "leak check: FAILED"; exit 1; }
+echo "leak check: ok"

@@ -1,0 +1,206 @@
+//! The container's cgroup, over libcgroups: placed, limited, listed, killed,
+//! removed. Only path strings are kept; managers are made per use because
+//! making one is cheap and they are not all `Send`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libcgroups::common::{
+    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
+};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cgroup {path}: {what}: {detail}")]
+pub struct CgroupError {
+    pub path: String,
+    pub what: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    path: PathBuf,
+}
+
+/// The cgroupsPath a config asks for, or containerd's default `/<ns>/<id>`.
+/// Relative paths are taken from the hierarchy root; systemd `slice:prefix:name`
+/// paths need systemd, which this host's cgroup setup does not offer, so they
+/// are refused rather than created as a literal directory.
+pub fn path_for(
+    spec_path: Option<&Path>,
+    namespace: &str,
+    id: &str,
+) -> Result<PathBuf, CgroupError> {
+    let Some(p) = spec_path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(PathBuf::from("/").join(namespace).join(id));
+    };
+    let s = p.to_string_lossy();
+    if !p.is_absolute() && s.split(':').count() == 3 {
+        return Err(CgroupError {
+            path: s.into_owned(),
+            what: "resolve",
+            detail: "systemd cgroup paths (slice:prefix:name) are not supported on this host yet"
+                .into(),
+        });
+    }
+    if s.split('/').any(|c| c == "..") {
+        return Err(CgroupError {
+            path: s.into_owned(),
+            what: "resolve",
+            detail: "must not contain '..'".into(),
+        });
+    }
+    Ok(PathBuf::from("/").join(p))
+}
+
+impl Cgroup {
+    pub fn new(path: PathBuf) -> Cgroup {
+        Cgroup { path }
+    }
+
+    fn err(&self, what: &'static str, detail: impl ToString) -> CgroupError {
+        CgroupError {
+            path: self.path.display().to_string(),
+            what,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn manager(&self) -> Result<AnyCgroupManager, CgroupError> {
+        let cfg = CgroupConfig {
+            cgroup_path: self.path.clone(),
+            systemd_cgroup: false,
+            container_name: String::new(),
+        };
+        create_cgroup_manager(cfg).map_err(|e| self.err("open", e))
+    }
+
+    /// Creates the cgroup, moves `pid` in and applies the limits.
+    pub fn enter(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        let m = self.manager()?;
+        m.add_task(Pid::from_raw(pid))
+            .map_err(|e| self.err("add process", e))?;
+        if let Some(r) = resources {
+            let r = with_default_devices(r);
+            let opt = ControllerOpt {
+                resources: &r,
+                disable_oom_killer: false,
+                oom_score_adj: None,
+                freezer_state: None,
+            };
+            m.apply(&opt).map_err(|e| self.err("apply limits", e))?;
+        }
+        Ok(())
+    }
+
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let m = self.manager()?;
+        let pids = m
+            .get_all_pids()
+            .map_err(|e| self.err("list processes", e))?;
+        Ok(pids.into_iter().map(|p| p.as_raw()).collect())
+    }
+
+    /// Signals every process in the cgroup (those that left the container's
+    /// pid namespace tree too).
+    pub fn signal_all(&self, sig: i32) -> Result<(), CgroupError> {
+        for pid in self.pids().unwrap_or_default() {
+            let _ = crate::sys::kill(pid, sig);
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs what is left, waits (bounded) for it to go, removes the cgroup.
+    pub fn destroy(&self, deadline: Duration) -> Result<(), CgroupError> {
+        let start = Instant::now();
+        loop {
+            let pids = self.pids().unwrap_or_default();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = crate::sys::kill(pid, libc::SIGKILL);
+            }
+            if start.elapsed() > deadline {
+                return Err(self.err("remove", "processes still present after SIGKILL"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.manager()?.remove().map_err(|e| self.err("remove", e))
+    }
+}
+
+/// The device rules every container needs (runc's defaults), appended after
+/// the config's own so a "deny all" in the config does not take /dev/null away.
+fn with_default_devices(r: &LinuxResources) -> LinuxResources {
+    let mut r = r.clone();
+    let Some(mut rules) = r.devices().clone() else {
+        return r;
+    };
+    let defaults: &[(&str, Option<i64>, Option<i64>, &str)] = &[
+        ("c", None, None, "m"),
+        ("b", None, None, "m"),
+        ("c", Some(1), Some(3), "rwm"),
+        ("c", Some(1), Some(5), "rwm"),
+        ("c", Some(1), Some(7), "rwm"),
+        ("c", Some(1), Some(8), "rwm"),
+        ("c", Some(1), Some(9), "rwm"),
+        ("c", Some(5), Some(0), "rwm"),
+        ("c", Some(5), Some(1), "rwm"),
+        ("c", Some(5), Some(2), "rwm"),
+        ("c", Some(136), None, "rwm"),
+    ];
+    for (typ, major, minor, access) in defaults {
+        let v = serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
+        if let Ok(rule) = serde_json::from_value::<LinuxDeviceCgroup>(v) {
+            rules.push(rule);
+        }
+    }
+    r.set_devices(Some(rules));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_given_paths() {
+        assert_eq!(
+            path_for(None, "default", "c1").expect("ok"),
+            PathBuf::from("/default/c1")
+        );
+        assert_eq!(
+            path_for(Some(Path::new("/kubepods/pod1/c1")), "k8s.io", "c1").expect("ok"),
+            PathBuf::from("/kubepods/pod1/c1")
+        );
+        assert_eq!(
+            path_for(Some(Path::new("mine/c1")), "n", "c1").expect("ok"),
+            PathBuf::from("/mine/c1")
+        );
+    }
+
+    #[test]
+    fn systemd_and_escaping_paths_are_refused() {
+        let e = path_for(Some(Path::new("system.slice:nerdctl:abc")), "n", "abc").unwrap_err();
+        assert!(e.to_string().contains("systemd cgroup paths"), "{e}");
+        assert!(path_for(Some(Path::new("/a/../../etc")), "n", "c").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_a_deny_all() {
+        let r: LinuxResources = serde_json::from_value(
+            serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
+        )
+        .expect("r");
+        let out = with_default_devices(&r);
+        let rules = out.devices().clone().expect("rules");
+        assert!(!rules[0].allow());
+        assert_eq!(rules.len(), 12);
+        assert!(rules[1..].iter().all(|d| d.allow()));
+        let none = with_default_devices(&LinuxResources::default());
+        assert!(none.devices().is_none());
+    }
+}

@@ -1,0 +1,78 @@
+//! `delete`: what containerd runs when a shim died. From the state record (or,
+//! failing that, the bundle's config.json) it kills whatever is left in the
+//! container's cgroup, removes the cgroup, unmounts the rootfs, removes the
+//! state, and prints a DeleteResponse with exit status 137. It succeeds when
+//! there is nothing left to clean.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use containerd_shim_protos::api::DeleteResponse;
+use containerd_shim_protos::protobuf::Message;
+
+use crate::args::ShimArgs;
+use crate::bootstrap::{socket_path, state_root};
+use crate::cgroups::{self, Cgroup};
+use crate::container::timestamp;
+use crate::{state, sys};
+
+pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
+    let bundle = match &args.bundle {
+        Some(b) => PathBuf::from(b),
+        None => std::env::current_dir().map_err(|e| format!("delete: cwd: {e}"))?,
+    };
+    let root = state_root();
+    let dir = state::dir(&root, &args.address, &args.namespace, &args.id);
+    let record = state::read(&dir).ok();
+    let cgroup_path = match &record {
+        Some(r) => Some(r.cgroup.clone()),
+        None => cgroup_from_config(&bundle, &args.namespace, &args.id),
+    };
+    if let Some(path) = cgroup_path {
+        if let Err(e) = Cgroup::new(path).destroy(Duration::from_secs(3)) {
+            log::warn!("delete {}: {e}", args.id);
+        }
+    }
+    let rootfs = record
+        .as_ref()
+        .and_then(|r| r.rootfs_mount.clone())
+        .unwrap_or_else(|| bundle.join("rootfs"));
+    if is_mount_point(&rootfs) {
+        sys::umount_detach(&rootfs)
+            .map_err(|e| format!("delete {}: unmount {}: {e}", args.id, rootfs.display()))?;
+    }
+    state::remove(&dir).map_err(|e| format!("delete {}: remove state: {e}", args.id))?;
+    let socket = socket_path(&root, &args.address, &args.namespace, &args.id);
+    if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        let _ = std::fs::remove_file(&socket);
+    }
+    let resp = DeleteResponse {
+        pid: record.map_or(0, |r| r.pid as u32),
+        exit_status: 128 + libc::SIGKILL as u32,
+        exited_at: timestamp(SystemTime::now()),
+        ..Default::default()
+    };
+    resp.write_to_bytes()
+        .map_err(|e| format!("delete {}: encode response: {e}", args.id))
+}
+
+/// The cgroup a container would have had, for a shim that died before it
+/// wrote its state.
+fn cgroup_from_config(bundle: &Path, namespace: &str, id: &str) -> Option<PathBuf> {
+    let raw: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    let given = raw
+        .pointer("/linux/cgroupsPath")
+        .and_then(|v| v.as_str())
+        .map(Path::new);
+    cgroups::path_for(given, namespace, id).ok()
+}
+
+fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
+}

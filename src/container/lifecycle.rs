@@ -1,0 +1,172 @@
+//! A container's status and its legal moves, with no I/O, so every transition
+//! is unit-tested. The caller turns the returned decisions into events.
+
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: u32,
+    pub at: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("cannot {action} a {from:?} container")]
+pub struct Illegal {
+    pub action: &'static str,
+    pub from: Status,
+}
+
+#[derive(Debug)]
+pub struct Lifecycle {
+    status: Status,
+    exit: Option<Exit>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            status: Status::Created,
+            exit: None,
+        }
+    }
+}
+
+impl Lifecycle {
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn exit(&self) -> Option<Exit> {
+        self.exit
+    }
+
+    /// Created -> Running. The caller holds the container lock from here until
+    /// TaskStart is queued, so the exit of a fast process is handled after.
+    pub fn start(&mut self) -> Result<(), Illegal> {
+        match self.status {
+            Status::Created => {
+                self.status = Status::Running;
+                Ok(())
+            }
+            from => Err(Illegal {
+                action: "start",
+                from,
+            }),
+        }
+    }
+
+    /// The init died. Returns true the first time: exactly one TaskExit.
+    pub fn exited(&mut self, exit: Exit) -> bool {
+        match self.status {
+            Status::Created | Status::Running => {
+                self.status = Status::Stopped;
+                self.exit = Some(exit);
+                true
+            }
+            Status::Stopped | Status::Deleted => false,
+        }
+    }
+
+    /// Stopped -> Deleted. A Created one must be killed and have exited first.
+    pub fn delete(&mut self) -> Result<Exit, Illegal> {
+        match (self.status, self.exit) {
+            (Status::Stopped, Some(exit)) => {
+                self.status = Status::Deleted;
+                Ok(exit)
+            }
+            (from, _) => Err(Illegal {
+                action: "delete",
+                from,
+            }),
+        }
+    }
+
+    /// Whether a signal may still be sent.
+    pub fn signalable(&self) -> bool {
+        matches!(self.status, Status::Created | Status::Running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exit(code: u32) -> Exit {
+        Exit {
+            code,
+            at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn created_running_stopped_deleted() {
+        let mut l = Lifecycle::default();
+        assert_eq!(l.status(), Status::Created);
+        assert!(l.signalable());
+        l.start().expect("start");
+        assert_eq!(l.status(), Status::Running);
+        assert!(l.exited(exit(7)));
+        assert_eq!(l.status(), Status::Stopped);
+        assert!(!l.signalable());
+        assert_eq!(l.delete().expect("delete").code, 7);
+        assert_eq!(l.status(), Status::Deleted);
+    }
+
+    #[test]
+    fn exit_is_reported_once() {
+        let mut l = Lifecycle::default();
+        l.start().expect("start");
+        assert!(l.exited(exit(0)));
+        assert!(!l.exited(exit(1)));
+        assert_eq!(l.exit().map(|e| e.code), Some(0));
+    }
+
+    #[test]
+    fn a_created_container_that_dies_is_stopped() {
+        let mut l = Lifecycle::default();
+        assert!(l.exited(exit(137)));
+        assert_eq!(
+            l.start(),
+            Err(Illegal {
+                action: "start",
+                from: Status::Stopped
+            })
+        );
+    }
+
+    #[test]
+    fn illegal_moves_are_refused() {
+        let mut l = Lifecycle::default();
+        assert_eq!(
+            l.delete(),
+            Err(Illegal {
+                action: "delete",
+                from: Status::Created
+            })
+        );
+        l.start().expect("start");
+        assert_eq!(
+            l.start(),
+            Err(Illegal {
+                action: "start",
+                from: Status::Running
+            })
+        );
+        assert_eq!(
+            l.delete().unwrap_err().to_string(),
+            "cannot delete a Running container"
+        );
+        l.exited(exit(0));
+        l.delete().expect("delete");
+        assert!(l.delete().is_err());
+        assert!(!l.exited(exit(0)));
+    }
+}

@@ -1,0 +1,212 @@
+//! The parent <-> init handshake over a socketpair: length-prefixed JSON
+//! messages, and a phase machine that rejects anything out of order.
+//!
+//! parent: spawn, join cgroup   --Config-->  init: namespaces, rootfs, creds
+//! parent: Create returns       <--Ready---  init: waits
+//! parent: Start RPC            --Start--->  init: exec (the socket is
+//!                                            close-on-exec: EOF = exec'd)
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// What the init needs beyond the spec.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitConfig {
+    pub id: String,
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToInit {
+    Config(Box<InitConfig>),
+    Start,
+}
+
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FromInit {
+    Ready,
+    Failed(String),
+}
+
+const MAX_FRAME: usize = 16 << 20;
+
+fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
+    let body = serde_json::to_vec(msg)?;
+    let mut buf = Vec::with_capacity(body.len() + 4);
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&body);
+    Ok(buf)
+}
+
+fn frame_len(hdr: [u8; 4]) -> io::Result<usize> {
+    let len = u32::from_le_bytes(hdr) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes"),
+        ));
+    }
+    Ok(len)
+}
+
+/// Init side: blocking.
+pub struct InitEnd(pub UnixStream);
+
+impl InitEnd {
+    /// `Ok(None)` on EOF: the parent went away, so the init gives up.
+    pub fn recv(&mut self) -> io::Result<Option<ToInit>> {
+        let mut hdr = [0u8; 4];
+        match self.0.read_exact(&mut hdr) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut body = vec![0u8; frame_len(hdr)?];
+        self.0.read_exact(&mut body)?;
+        Ok(Some(serde_json::from_slice(&body)?))
+    }
+
+    pub fn send(&mut self, msg: &FromInit) -> io::Result<()> {
+        self.0.write_all(&encode(msg)?)
+    }
+}
+
+/// Parent side: async, so a slow init never blocks the shim's event loop.
+pub struct ParentEnd(pub tokio::net::UnixStream);
+
+impl ParentEnd {
+    pub async fn send(&mut self, msg: &ToInit) -> io::Result<()> {
+        self.0.write_all(&encode(msg)?).await
+    }
+
+    /// `Ok(None)` on EOF: after Start it means the exec happened.
+    pub async fn recv(&mut self) -> io::Result<Option<FromInit>> {
+        let mut hdr = [0u8; 4];
+        match self.0.read_exact(&mut hdr).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut body = vec![0u8; frame_len(hdr)?];
+        self.0.read_exact(&mut body).await?;
+        Ok(Some(serde_json::from_slice(&body)?))
+    }
+}
+
+/// Where the handshake stands, as seen by the parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    ConfigSent,
+    Ready,
+    StartSent,
+    Execed,
+}
+
+/// What the parent observed on the channel.
+#[derive(Debug)]
+pub enum Observed<'a> {
+    Message(&'a FromInit),
+    Eof,
+    SentStart,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    InitFailed(String),
+    #[error("init exited before it was ready")]
+    DiedEarly,
+    #[error("protocol violation: {observed} while {phase:?}")]
+    OutOfOrder { phase: Phase, observed: String },
+}
+
+impl Phase {
+    pub fn advance(self, seen: Observed<'_>) -> Result<Phase, HandshakeError> {
+        use {Observed as O, Phase as P};
+        match (self, seen) {
+            (_, O::Message(FromInit::Failed(m))) => Err(HandshakeError::InitFailed(m.clone())),
+            (P::ConfigSent, O::Message(FromInit::Ready)) => Ok(P::Ready),
+            (P::ConfigSent, O::Eof) => Err(HandshakeError::DiedEarly),
+            (P::Ready, O::SentStart) => Ok(P::StartSent),
+            (P::StartSent, O::Eof) => Ok(P::Execed),
+            (phase, seen) => Err(HandshakeError::OutOfOrder {
+                phase,
+                observed: format!("{seen:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_happy_path() {
+        let p = Phase::ConfigSent
+            .advance(Observed::Message(&FromInit::Ready))
+            .expect("ready");
+        let p = p.advance(Observed::SentStart).expect("start");
+        assert_eq!(p.advance(Observed::Eof), Ok(Phase::Execed));
+    }
+
+    #[test]
+    fn failures_and_early_death_are_reported() {
+        let f = FromInit::Failed("mount /proc: ENOENT".into());
+        assert_eq!(
+            Phase::ConfigSent.advance(Observed::Message(&f)),
+            Err(HandshakeError::InitFailed("mount /proc: ENOENT".into()))
+        );
+        assert_eq!(
+            Phase::StartSent
+                .advance(Observed::Message(&f))
+                .unwrap_err()
+                .to_string(),
+            "mount /proc: ENOENT"
+        );
+        assert_eq!(
+            Phase::ConfigSent.advance(Observed::Eof),
+            Err(HandshakeError::DiedEarly)
+        );
+    }
+
+    #[test]
+    fn out_of_order_is_rejected() {
+        assert!(matches!(
+            Phase::ConfigSent.advance(Observed::SentStart),
+            Err(HandshakeError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            Phase::Ready.advance(Observed::Eof),
+            Err(HandshakeError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            Phase::StartSent.advance(Observed::Message(&FromInit::Ready)),
+            Err(HandshakeError::OutOfOrder { .. })
+        ));
+        assert!(matches!(
+            Phase::Execed.advance(Observed::SentStart),
+            Err(HandshakeError::OutOfOrder { .. })
+        ));
+    }
+
+    #[test]
+    fn frames_round_trip_and_oversize_is_refused() {
+        let (a, b) = UnixStream::pair().expect("pair");
+        let mut init = InitEnd(a);
+        let mut raw = b;
+        raw.write_all(&encode(&ToInit::Start).expect("enc"))
+            .expect("write");
+        assert!(matches!(init.recv().expect("recv"), Some(ToInit::Start)));
+        raw.write_all(&u32::MAX.to_le_bytes()).expect("write");
+        assert!(init.recv().is_err());
+        drop(raw);
+        assert!(init.recv().expect("eof").is_none());
+    }
+}

@@ -1,0 +1,112 @@
+//! The container's init: what the sealed re-exec of the shim runs as. It is a
+//! fresh single-threaded process already inside the new namespaces and its
+//! cgroup; it finishes the namespaces, builds the rootfs, takes on the
+//! process's identity, reports Ready, and execs the user's program on Start.
+
+use std::os::unix::net::UnixStream;
+
+use oci_spec::runtime::Spec;
+
+use super::channel::{FromInit, InitConfig, InitEnd, ToInit};
+use super::namespaces::NsPlan;
+use super::{process, rootfs};
+use crate::sys;
+
+/// The fd the parent hands the channel on.
+pub const CHANNEL_FD: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{step}: {source}")]
+    Step {
+        step: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Msg(String),
+}
+
+/// `map_err` adapter that names the failing step.
+pub fn step(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError {
+    let step = what.into();
+    move |source| InitError::Step { step, source }
+}
+
+pub fn main() -> ! {
+    // Until exec nobody may ptrace us or open our /proc/self/exe (the memfd).
+    let _ = sys::set_dumpable(false);
+    // Device nodes and mount points get exactly the modes the config asks for.
+    sys::set_umask(0);
+    let _ = sys::set_cloexec(CHANNEL_FD);
+    let _ = sys::cloexec_from(CHANNEL_FD as u32 + 1);
+    let mut chan = InitEnd(UnixStream::from(sys::adopt_fd(CHANNEL_FD)));
+    let cfg = match chan.recv() {
+        Ok(Some(ToInit::Config(cfg))) => cfg,
+        _ => sys::exit_now(1),
+    };
+    let exec = match prepare(&cfg) {
+        Ok(exec) => exec,
+        Err(e) => fail(&mut chan, &format!("create {}: {e}", cfg.id)),
+    };
+    if chan.send(&FromInit::Ready).is_err() {
+        sys::exit_now(1);
+    }
+    match chan.recv() {
+        Ok(Some(ToInit::Start)) => {}
+        _ => sys::exit_now(1),
+    }
+    sys::reset_signals();
+    sys::set_umask(exec.umask);
+    let err = sys::execve(&exec.path, &exec.args, &exec.env);
+    fail(
+        &mut chan,
+        &format!("start {}: exec {:?}: {err}", cfg.id, exec.path),
+    )
+}
+
+fn fail(chan: &mut InitEnd, msg: &str) -> ! {
+    let _ = chan.send(&FromInit::Failed(msg.to_string()));
+    sys::exit_now(1)
+}
+
+fn prepare(cfg: &InitConfig) -> Result<process::Exec, InitError> {
+    let spec = &cfg.spec;
+    let plan = NsPlan::from_spec(spec);
+    join_namespaces(&plan)?;
+    if plan.new_cgroupns {
+        sys::unshare(libc::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
+    }
+    rootfs::prepare(spec, &cfg.rootfs)?;
+    set_hostname(spec, &plan)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| InitError::Msg("process: must be set".into()))?;
+    process::setup(process)
+}
+
+fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {
+    for (nstype, path) in &plan.join {
+        let f = std::fs::File::open(path)
+            .map_err(step(format!("open namespace {}", path.display())))?;
+        use std::os::fd::AsRawFd;
+        sys::setns(f.as_raw_fd(), *nstype)
+            .map_err(step(format!("join namespace {}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn set_hostname(spec: &Spec, plan: &NsPlan) -> Result<(), InitError> {
+    let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) else {
+        return Ok(());
+    };
+    if !plan.new_uts {
+        return Err(InitError::Msg(
+            "hostname: setting it needs a new uts namespace".into(),
+        ));
+    }
+    sys::sethostname(name).map_err(step(format!("sethostname {name:?}")))
+}
+
+/// The argv[0] the init runs under; `main` dispatches on it.
+pub const ARG0: &str = "myshim-init";

@@ -1,0 +1,100 @@
+//! Starting a container's init: the parent's half of the runtime. The init is
+//! the shim binary re-exec'd from a sealed memfd straight out of clone3 into
+//! the new namespaces; it does the rest itself (see `init`).
+
+pub mod channel;
+mod devices;
+pub mod init;
+pub mod namespaces;
+mod process;
+mod rootfs;
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
+
+use channel::ParentEnd;
+use namespaces::NsPlan;
+
+use crate::sys;
+
+/// A started init, stopped at the handshake's first step.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: OwnedFd,
+    pub chan: ParentEnd,
+}
+
+/// Holds the sealed copy of our binary, made once per shim and shared by all
+/// its containers.
+#[derive(Default)]
+pub struct Runtime {
+    sealed: OnceLock<OwnedFd>,
+}
+
+impl Runtime {
+    fn sealed(&self) -> io::Result<&OwnedFd> {
+        if let Some(fd) = self.sealed.get() {
+            return Ok(fd);
+        }
+        let fd = sys::sealed_self_copy()?;
+        Ok(self.sealed.get_or_init(|| fd))
+    }
+
+    /// clone3 into the planned namespaces and exec the init with `stdio` as
+    /// its 0, 1, 2 and the channel as fd 3.
+    pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3]) -> io::Result<Spawned> {
+        let exe = self.sealed()?;
+        let (parent, child) = UnixStream::pair()?;
+        // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
+        let high: Vec<OwnedFd> = stdio
+            .iter()
+            .map(|f| f.as_raw_fd())
+            .chain(std::iter::once(child.as_raw_fd()))
+            .map(|fd| sys::dup_above(fd, 4))
+            .collect::<io::Result<_>>()?;
+        let exec = sys::ExecPlan {
+            exe: exe.as_raw_fd(),
+            fds: [
+                high[0].as_raw_fd(),
+                high[1].as_raw_fd(),
+                high[2].as_raw_fd(),
+                high[3].as_raw_fd(),
+            ],
+            argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
+            envp: Vec::new(),
+        };
+        let (pid, pidfd) = match &plan.join_pid {
+            None => sys::clone_exec(plan.clone_flags, &exec)?,
+            Some(path) => in_pid_namespace(path, || sys::clone_exec(plan.clone_flags, &exec))?,
+        };
+        drop(high);
+        drop(child);
+        parent.set_nonblocking(true)?;
+        Ok(Spawned {
+            pid,
+            pidfd,
+            chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?),
+        })
+    }
+}
+
+/// Runs `f` with this thread's children created in the pid namespace at
+/// `path` (setns for pid only changes where children go), then switches back.
+fn in_pid_namespace<T>(path: &std::path::Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let own = File::open("/proc/thread-self/ns/pid_for_children")?;
+    let target = File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
+    sys::setns(target.as_raw_fd(), libc::CLONE_NEWPID).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("join pid namespace {}: {e}", path.display()),
+        )
+    })?;
+    let r = f();
+    sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID)?;
+    r
+}

@@ -1,0 +1,305 @@
+//! The container's filesystem, built inside its mount namespace by the init:
+//! propagation, the config's mounts, /dev, pivot_root, masked and read-only
+//! paths. Every destination is resolved inside the rootfs (symlinks and `..`
+//! cannot leave it).
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE};
+use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
+
+use super::init::{step, InitError};
+use crate::{mountopts, sys};
+
+/// Resolves `unsafe_path` as if `root` were `/`: `..` stops at the root and
+/// symlinks (absolute or relative) are followed inside it, never out of it.
+pub fn resolve_in_root(root: &Path, unsafe_path: &Path) -> Result<PathBuf, InitError> {
+    let mut done: Vec<OsString> = Vec::new();
+    let mut todo: Vec<OsString> = components(unsafe_path);
+    todo.reverse();
+    let mut links = 0;
+    while let Some(part) = todo.pop() {
+        if part == ".." {
+            done.pop();
+            continue;
+        }
+        let candidate: PathBuf = std::iter::once(root.as_os_str())
+            .chain(done.iter().map(|c| c.as_os_str()))
+            .collect::<PathBuf>()
+            .join(&part);
+        match fs::symlink_metadata(&candidate) {
+            Ok(md) if md.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(InitError::Msg(format!(
+                        "resolve {}: too many symlinks",
+                        unsafe_path.display()
+                    )));
+                }
+                let target = fs::read_link(&candidate)
+                    .map_err(step(format!("readlink {}", candidate.display())))?;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                todo.extend(components(&target).into_iter().rev());
+            }
+            _ => done.push(part),
+        }
+    }
+    Ok(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
+}
+
+fn components(p: &Path) -> Vec<OsString> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<(), InitError> {
+    let linux = spec.linux().as_ref();
+    let propagation = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .and_then(mountopts::propagation)
+        .unwrap_or(MS_SLAVE | MS_REC);
+    sys::mount(None, Path::new("/"), None, propagation, None)
+        .map_err(step("set propagation of /"))?;
+    // pivot_root needs the new root to be a mount point.
+    sys::mount(
+        Some(&rootfs.to_string_lossy()),
+        rootfs,
+        Some("bind"),
+        MS_BIND | MS_REC,
+        None,
+    )
+    .map_err(step(format!("bind rootfs {}", rootfs.display())))?;
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        mount_one(rootfs, m)?;
+    }
+    let dev_from_host = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind()
+    });
+    if !dev_from_host {
+        super::devices::create_default(rootfs)?;
+    }
+    if let Some(devices) = linux.and_then(|l| l.devices().as_ref()) {
+        for d in devices {
+            let path = resolve_in_root(rootfs, d.path())?;
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+                LinuxDeviceType::B => libc::S_IFBLK,
+                LinuxDeviceType::P => libc::S_IFIFO,
+                LinuxDeviceType::A => {
+                    return Err(InitError::Msg(format!(
+                        "linux.devices: {}: type a is not a node",
+                        d.path().display()
+                    )))
+                }
+            };
+            super::devices::make_node(
+                &path,
+                kind,
+                d.file_mode().unwrap_or(0o666),
+                d.major() as u64,
+                d.minor() as u64,
+                d.uid(),
+                d.gid(),
+            )?;
+        }
+    }
+    pivot(rootfs)?;
+    if let Some(l) = linux {
+        for p in l.masked_paths().iter().flatten() {
+            mask(Path::new(p))?;
+        }
+        for p in l.readonly_paths().iter().flatten() {
+            readonly(Path::new(p))?;
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        remount_ro(Path::new("/"), false).map_err(step("remount / read-only"))?;
+    }
+    Ok(())
+}
+
+fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), InitError> {
+    let dest = resolve_in_root(rootfs, m.destination())?;
+    let shown = m.destination().display();
+    let typ = m.typ().as_deref().unwrap_or("none");
+    let opts = mountopts::parse(m.options().as_deref().unwrap_or_default());
+    if typ == "cgroup" || typ == "cgroup2" {
+        return super::devices::mount_cgroups(&dest, &opts)
+            .map_err(step(format!("mount cgroup on {shown}")));
+    }
+    if opts.is_bind() {
+        let source = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| InitError::Msg(format!("mount {shown}: bind mount without a source")))?;
+        let md = fs::metadata(source)
+            .map_err(step(format!("mount {shown}: source {}", source.display())))?;
+        if md.is_dir() {
+            fs::create_dir_all(&dest)
+                .map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
+        } else {
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(step(format!("mount {shown}: mkdir {}", parent.display())))?;
+            }
+            if fs::symlink_metadata(&dest).is_err() {
+                fs::File::create(&dest)
+                    .map_err(step(format!("mount {shown}: create {}", dest.display())))?;
+            }
+        }
+        let src = source.to_string_lossy();
+        sys::mount(
+            Some(&src),
+            &dest,
+            None,
+            opts.flags & (MS_BIND | MS_REC),
+            None,
+        )
+        .map_err(step(format!("bind {src} on {shown}")))?;
+        let extra = opts.flags & !(MS_BIND | MS_REC | MS_REMOUNT);
+        if extra != 0 {
+            sys::mount(None, &dest, None, MS_REMOUNT | MS_BIND | extra, None).map_err(step(
+                format!(
+                    "remount {shown} with {:?}",
+                    m.options().as_deref().unwrap_or_default()
+                ),
+            ))?;
+        }
+    } else {
+        fs::create_dir_all(&dest)
+            .map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| typ.to_string());
+        sys::mount(
+            Some(&source),
+            &dest,
+            Some(typ),
+            opts.flags,
+            opts.data_string().as_deref(),
+        )
+        .map_err(step(format!("mount {typ} on {shown}")))?;
+    }
+    if opts.propagation != 0 {
+        sys::mount(None, &dest, None, opts.propagation, None)
+            .map_err(step(format!("set propagation of {shown}")))?;
+    }
+    Ok(())
+}
+
+fn pivot(rootfs: &Path) -> Result<(), InitError> {
+    std::env::set_current_dir(rootfs).map_err(step(format!("chdir {}", rootfs.display())))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching
+    // it then leaves only the new root, with no directory to hold the old one.
+    sys::pivot_root(Path::new("."), Path::new(".")).map_err(step("pivot_root"))?;
+    sys::mount(None, Path::new("."), None, MS_SLAVE | MS_REC, None)
+        .map_err(step("make old root a slave"))?;
+    sys::umount_detach(Path::new(".")).map_err(step("detach old root"))?;
+    std::env::set_current_dir("/").map_err(step("chdir /"))?;
+    Ok(())
+}
+
+fn mask(path: &Path) -> Result<(), InitError> {
+    let Ok(md) = fs::metadata(path) else {
+        return Ok(());
+    };
+    let r = if md.is_dir() {
+        sys::mount(Some("tmpfs"), path, Some("tmpfs"), MS_RDONLY, None)
+    } else {
+        sys::mount(Some("/dev/null"), path, None, MS_BIND, None)
+    };
+    r.map_err(step(format!("mask {}", path.display())))
+}
+
+fn readonly(path: &Path) -> Result<(), InitError> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let s = path.to_string_lossy();
+    sys::mount(Some(&s), path, None, MS_BIND | MS_REC, None)
+        .map_err(step(format!("bind {s} read-only")))?;
+    remount_ro(path, true).map_err(step(format!("remount {s} read-only")))
+}
+
+/// Remounts read-only, keeping the flags the mount already has (nosuid,
+/// nodev, noexec) so making it read-only never makes it weaker elsewhere.
+fn remount_ro(path: &Path, rec: bool) -> std::io::Result<()> {
+    let keep = sys::mount_flags(path)?;
+    let rec = if rec { MS_REC } else { 0 };
+    sys::mount(
+        None,
+        path,
+        None,
+        MS_BIND | MS_REMOUNT | MS_RDONLY | rec | keep,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("myshim-rootfs-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("etc")).expect("mkdir");
+        d
+    }
+
+    #[test]
+    fn dotdot_stops_at_the_root() {
+        let r = tmp("dotdot");
+        assert_eq!(
+            resolve_in_root(&r, Path::new("/../../etc/passwd")).expect("ok"),
+            r.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(&r, Path::new("/a/../../b")).expect("ok"),
+            r.join("b")
+        );
+        fs::remove_dir_all(&r).expect("cleanup");
+    }
+
+    #[test]
+    fn symlinks_stay_inside() {
+        let r = tmp("links");
+        symlink("/etc", r.join("abs")).expect("symlink");
+        symlink("../../../../etc", r.join("etc/rel")).expect("symlink");
+        symlink("/", r.join("etc/top")).expect("symlink");
+        assert_eq!(
+            resolve_in_root(&r, Path::new("/abs/x")).expect("ok"),
+            r.join("etc/x")
+        );
+        assert_eq!(
+            resolve_in_root(&r, Path::new("/etc/rel/y")).expect("ok"),
+            r.join("etc/y")
+        );
+        assert_eq!(
+            resolve_in_root(&r, Path::new("/etc/top/data")).expect("ok"),
+            r.join("data")
+        );
+        fs::remove_dir_all(&r).expect("cleanup");
+    }
+
+    #[test]
+    fn symlink_loops_fail() {
+        let r = tmp("loop");
+        symlink("/loop", r.join("loop")).expect("symlink");
+        assert!(resolve_in_root(&r, Path::new("/loop/x")).is_err());
+        fs::remove_dir_all(&r).expect("cleanup");
+    }
+}

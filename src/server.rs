@@ -1,0 +1,79 @@
+//! The serving daemon: one single-threaded event loop running the ttrpc
+//! server, the reaper and the event sender, until containerd's Shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_shim_protos::shim_async::create_task;
+use containerd_shim_protos::ttrpc::asynchronous::transport::Listener;
+use containerd_shim_protos::ttrpc::asynchronous::Server;
+
+use crate::args::ShimArgs;
+use crate::bootstrap::state_root;
+use crate::container::{Shim, ShimContext};
+use crate::events::Publisher;
+use crate::reaper::Reaper;
+use crate::service::TaskService;
+use crate::{logger, sys};
+
+/// The listening socket `start` hands over.
+const LISTENER_FD: i32 = 3;
+
+pub fn run(args: &ShimArgs) -> i32 {
+    logger::init(args.debug, &args.id);
+    if let Err(e) = sys::set_child_subreaper() {
+        log::error!("become subreaper: {e}");
+        return 1;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("event loop: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(serve(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("serve: {e}");
+            1
+        }
+    }
+}
+
+async fn serve(args: &ShimArgs) -> Result<(), String> {
+    sys::set_cloexec(LISTENER_FD).map_err(|e| format!("listener fd: {e}"))?;
+    let reaper = Reaper::start().map_err(|e| format!("reaper: {e}"))?;
+    let events_address =
+        std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", args.address));
+    let publisher = Publisher::start(
+        format!("unix://{}", events_address.trim_start_matches("unix://")),
+        args.namespace.clone(),
+    );
+    let ctx = ShimContext {
+        namespace: args.namespace.clone(),
+        address: args.address.clone(),
+        state_root: state_root(),
+    };
+    let shim = Arc::new(Shim::new(ctx, reaper, publisher.clone()));
+    let service = create_task(Arc::new(TaskService { shim: shim.clone() }));
+    let listener = std::os::unix::net::UnixListener::from(sys::adopt_fd(LISTENER_FD));
+    let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
+    let mut server = Server::new()
+        .add_listener(listener)
+        .register_service(service);
+    server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
+    shim.shutdown.notified().await;
+    // TaskDelete and friends must reach containerd before we go.
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher.flush()).await;
+    // Let the Shutdown reply leave before the connection closes.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let _ = server.shutdown().await;
+    if let Some(socket) = &args.socket {
+        let _ = std::fs::remove_file(socket);
+    }
+    Ok(())
+}

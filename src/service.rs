@@ -1,0 +1,204 @@
+//! containerd's Task API v2 over ttrpc: protocol only. Each RPC unpacks its
+//! request, calls the container layer, packs the answer; errors become ttrpc
+//! statuses here and nowhere else. RPCs this shim does not offer yet answer
+//! Unimplemented, never a panic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use containerd_shim_protos::api::{self, Empty, ProcessInfo, Status as ProtoStatus};
+use containerd_shim_protos::shim_async::Task;
+use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
+
+use crate::container::lifecycle::Status;
+use crate::container::{timestamp, CreateRequest, IoPaths, Shim};
+use crate::error::TaskError;
+use crate::options;
+
+pub struct TaskService {
+    pub shim: Arc<Shim>,
+}
+
+type R<T> = containerd_shim_protos::ttrpc::Result<T>;
+
+fn fail<T>(e: TaskError) -> R<T> {
+    log::debug!("rpc error: {e}");
+    Err(e.into())
+}
+
+fn unimplemented<T>(what: &str) -> R<T> {
+    fail(TaskError::Unimplemented(format!(
+        "{what} is not implemented by myshim yet"
+    )))
+}
+
+fn proto_status(s: Status) -> ProtoStatus {
+    match s {
+        Status::Created => ProtoStatus::CREATED,
+        Status::Running => ProtoStatus::RUNNING,
+        Status::Stopped | Status::Deleted => ProtoStatus::STOPPED,
+    }
+}
+
+#[async_trait]
+impl Task for TaskService {
+    async fn create(
+        &self,
+        _: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> R<api::CreateTaskResponse> {
+        if let Err(e) = options::accept(req.options.as_ref()) {
+            return fail(TaskError::invalid("create", &req.id, "options", e));
+        }
+        let r = CreateRequest {
+            id: req.id,
+            bundle: req.bundle,
+            rootfs: req.rootfs,
+            io: IoPaths {
+                stdin: req.stdin,
+                stdout: req.stdout,
+                stderr: req.stderr,
+                terminal: req.terminal,
+            },
+        };
+        match self.shim.create(r).await {
+            Ok(pid) => Ok(api::CreateTaskResponse {
+                pid: pid as u32,
+                ..Default::default()
+            }),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> R<api::StartResponse> {
+        match self.shim.start(&req.id, &req.exec_id).await {
+            Ok(pid) => Ok(api::StartResponse {
+                pid: pid as u32,
+                ..Default::default()
+            }),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> R<api::StateResponse> {
+        let (c, status, exit) = match self.shim.status(&req.id, &req.exec_id).await {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        Ok(api::StateResponse {
+            id: c.id.clone(),
+            bundle: c.bundle.clone(),
+            pid: c.pid as u32,
+            status: proto_status(status).into(),
+            stdin: c.io.stdin.clone(),
+            stdout: c.io.stdout.clone(),
+            stderr: c.io.stderr.clone(),
+            terminal: c.io.terminal,
+            exit_status: exit.map_or(0, |e| e.code),
+            exited_at: exit.map(|e| timestamp(e.at)).unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    async fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> R<api::WaitResponse> {
+        match self.shim.wait(&req.id, &req.exec_id).await {
+            Ok(exit) => Ok(api::WaitResponse {
+                exit_status: exit.code,
+                exited_at: timestamp(exit.at),
+                ..Default::default()
+            }),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> R<Empty> {
+        match self
+            .shim
+            .kill(&req.id, &req.exec_id, req.signal, req.all)
+            .await
+        {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> R<api::DeleteResponse> {
+        match self.shim.delete(&req.id, &req.exec_id).await {
+            Ok((pid, exit)) => Ok(api::DeleteResponse {
+                pid: pid as u32,
+                exit_status: exit.code,
+                exited_at: timestamp(exit.at),
+                ..Default::default()
+            }),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> R<api::PidsResponse> {
+        match self.shim.pids(&req.id) {
+            Ok(pids) => Ok(api::PidsResponse {
+                processes: pids
+                    .into_iter()
+                    .map(|p| ProcessInfo {
+                        pid: p as u32,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> R<Empty> {
+        match self.shim.close_stdin(&req.id, &req.exec_id) {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
+    }
+
+    async fn connect(&self, _: &TtrpcContext, req: api::ConnectRequest) -> R<api::ConnectResponse> {
+        Ok(api::ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid: self.shim.get(&req.id).map_or(0, |c| c.pid as u32),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    async fn shutdown(&self, _: &TtrpcContext, _req: api::ShutdownRequest) -> R<Empty> {
+        // containerd asks after every Delete; we go only once nothing is left.
+        if self.shim.is_empty() {
+            self.shim.shutdown.notify_one();
+        }
+        Ok(Empty::new())
+    }
+
+    async fn pause(&self, _: &TtrpcContext, _: api::PauseRequest) -> R<Empty> {
+        unimplemented("Pause")
+    }
+
+    async fn resume(&self, _: &TtrpcContext, _: api::ResumeRequest) -> R<Empty> {
+        unimplemented("Resume")
+    }
+
+    async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> R<Empty> {
+        unimplemented("Checkpoint")
+    }
+
+    async fn exec(&self, _: &TtrpcContext, _: api::ExecProcessRequest) -> R<Empty> {
+        unimplemented("Exec")
+    }
+
+    async fn resize_pty(&self, _: &TtrpcContext, _: api::ResizePtyRequest) -> R<Empty> {
+        unimplemented("ResizePty")
+    }
+
+    async fn update(&self, _: &TtrpcContext, _: api::UpdateTaskRequest) -> R<Empty> {
+        unimplemented("Update")
+    }
+
+    async fn stats(&self, _: &TtrpcContext, _: api::StatsRequest) -> R<api::StatsResponse> {
+        unimplemented("Stats")
+    }
+}

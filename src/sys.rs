@@ -1,0 +1,518 @@
+//! The one place with raw syscalls and `unsafe`. Everything above this module
+//! speaks in `OwnedFd`s, `Result`s and plain Rust types.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// A sealed, read-only in-memory copy of our own executable. The container's
+/// init is exec'd from it, so `/proc/<pid>/exe` inside the container points at
+/// a file nobody can write (CVE-2019-5736).
+pub fn sealed_self_copy() -> io::Result<OwnedFd> {
+    let name = c"myshim-init";
+    // SAFETY: name is a valid NUL-terminated string; flags are constants.
+    let fd = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_memfd_create,
+            name.as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    })?;
+    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut src = File::open("/proc/self/exe")?;
+    let mut dst = File::from(memfd);
+    io::copy(&mut src, &mut dst)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: plain fcntl on an fd we own.
+    cvt(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
+    Ok(OwnedFd::from(dst))
+}
+
+/// Everything the child needs between clone and exec, prepared up front so the
+/// child itself allocates nothing and takes no locks.
+pub struct ExecPlan {
+    pub exe: RawFd,
+    /// fds placed at 0, 1, 2, 3 in the child; each must be >= 4 so the dup2s
+    /// cannot clobber one another.
+    pub fds: [RawFd; 4],
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 into new namespaces and immediately exec the sealed copy. The shim is
+/// multi-threaded, so the child runs only async-signal-safe dup2/execveat/_exit.
+/// Returns the child's pid and a pidfd for it.
+pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> {
+    let argv: Vec<*const libc::c_char> = plan
+        .argv
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = plan
+        .envp
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let mut pidfd: RawFd = -1;
+    let args = CloneArgs {
+        flags: ns_flags | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    let empty = c"";
+    // SAFETY: clone3 without CLONE_VM gives the child a copy-on-write image;
+    // in the child we only call async-signal-safe functions on data prepared
+    // above, and never return.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret == 0 {
+        // SAFETY: child side; see above.
+        unsafe {
+            for (target, fd) in plan.fds.iter().enumerate() {
+                if libc::dup2(*fd, target as libc::c_int) < 0 {
+                    libc::_exit(126);
+                }
+            }
+            libc::syscall(
+                libc::SYS_execveat,
+                plan.exe,
+                empty.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
+            libc::_exit(127);
+        }
+    }
+    let pid = cvt(ret)? as i32;
+    // SAFETY: CLONE_PIDFD stored a fresh fd (O_CLOEXEC by kernel default).
+    Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// Duplicates `fd` to the lowest free number >= `min`, close-on-exec.
+pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl F_DUPFD_CLOEXEC on a caller-provided fd.
+    let n = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(n as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
+    // SAFETY: pidfd_send_signal with a null siginfo.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// One exited child: its pid and its wait status as an exit code (128+signal
+/// for a signal death, as shells and containerd report it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildExit {
+    pub pid: i32,
+    pub code: u32,
+}
+
+/// Reaps one exited child if there is one. Never blocks.
+pub fn reap_any() -> io::Result<Option<ChildExit>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid with WNOHANG and a valid status pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid < 0 {
+        let err = io::Error::last_os_error();
+        return if err.raw_os_error() == Some(libc::ECHILD) {
+            Ok(None)
+        } else {
+            Err(err)
+        };
+    }
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(Some(ChildExit {
+        pid,
+        code: exit_code(status),
+    }))
+}
+
+pub fn exit_code(status: libc::c_int) -> u32 {
+    if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status) as u32
+    } else {
+        libc::WEXITSTATUS(status) as u32
+    }
+}
+
+pub fn set_child_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) } as libc::c_long,
+    )?;
+    Ok(())
+}
+
+pub fn set_keep_caps(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) } as libc::c_long,
+    )?;
+    Ok(())
+}
+
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn drop_bounding_cap(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }
+            as libc::c_long,
+    )?;
+    Ok(())
+}
+
+pub fn raise_ambient_cap(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+/// Sets effective, permitted and inheritable capability masks (64-bit, v3 ABI).
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let lo = |m: u64| m as u32;
+    let hi = |m: u64| (m >> 32) as u32;
+    let data = [
+        Data {
+            effective: lo(effective),
+            permitted: lo(permitted),
+            inheritable: lo(inheritable),
+        },
+        Data {
+            effective: hi(effective),
+            permitted: hi(permitted),
+            inheritable: hi(inheritable),
+        },
+    ];
+    // SAFETY: header and two data structs as the v3 capset ABI requires.
+    cvt(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) })?;
+    Ok(())
+}
+
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    let (a, b) = (cpath(new_root)?, cpath(put_old)?);
+    // SAFETY: two valid C strings.
+    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) })?;
+    Ok(())
+}
+
+pub fn mount(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: u64,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = source
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let fst = fstype
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let dat = data
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let tgt = cpath(target)?;
+    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: all pointers are valid C strings or null, as mount(2) allows.
+    cvt(unsafe {
+        libc::mount(
+            p(&src),
+            tgt.as_ptr(),
+            p(&fst),
+            flags as libc::c_ulong,
+            p(&dat) as *const libc::c_void,
+        )
+    } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn umount_detach(target: &Path) -> io::Result<()> {
+    let t = cpath(target)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn setns(fd: RawFd, nstype: i32) -> io::Result<()> {
+    // SAFETY: setns on an fd we hold.
+    cvt(unsafe { libc::setns(fd, nstype) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn unshare(flags: i32) -> io::Result<()> {
+    // SAFETY: integer flags.
+    cvt(unsafe { libc::unshare(flags) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn sethostname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length of a live str.
+    cvt(
+        unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) }
+            as libc::c_long,
+    )?;
+    Ok(())
+}
+
+pub fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u64, minor: u64) -> io::Result<()> {
+    let p = cpath(path)?;
+    let dev = libc::makedev(major as u32, minor as u32);
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::mknod(p.as_ptr(), kind | perm as libc::mode_t, dev) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: valid rlimit struct.
+    cvt(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn set_groups(gids: &[u32]) -> io::Result<()> {
+    // SAFETY: pointer and length of a live slice.
+    cvt(unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: integer ids; setresgid before setresuid so we still may.
+    cvt(unsafe { libc::setresgid(gid, gid, gid) } as libc::c_long)?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::setresuid(uid, uid, uid) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// Marks every fd from `first` up close-on-exec, so nothing of the runtime
+/// leaks into the container's process.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    })?;
+    Ok(())
+}
+
+/// Restores default dispositions and an empty mask: ignored signals (Rust
+/// ignores SIGPIPE) would otherwise survive exec into the user's process.
+pub fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL for a signal number; failures (reserved numbers) are harmless.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    // SAFETY: an empty, initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// execve that only returns on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let a: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let e: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: NULL-terminated arrays of valid C strings.
+    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Clears O_NONBLOCK so a reader/writer in the container blocks as usual.
+pub fn set_blocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl get/set flags on a caller-provided fd.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as libc::c_int;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_SETFD on a caller-provided fd.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long)?;
+    Ok(())
+}
+
+/// `kill(2)` for pids read from a cgroup, where no pidfd exists.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain kill.
+    cvt(unsafe { libc::kill(pid, sig) } as libc::c_long)?;
+    Ok(())
+}
+
+/// Adopts an inherited fd number (the listener handed over by `start`).
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller names an fd it was handed and nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers, which belong to the parent's image.
+    unsafe { libc::_exit(code) }
+}
+
+/// The MS_* flags a mount currently has that a bind remount must keep.
+pub fn mount_flags(path: &Path) -> io::Result<u64> {
+    let p = cpath(path)?;
+    // SAFETY: zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    cvt(unsafe { libc::statvfs(p.as_ptr(), &mut st) } as libc::c_long)?;
+    let map = [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ];
+    Ok(map
+        .iter()
+        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
+        .fold(0, |acc, (_, ms)| acc | ms))
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let p = cpath(path)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::lchown(p.as_ptr(), uid, gid) } as libc::c_long)?;
+    Ok(())
+}
+
+/// Spawns a detached daemon (own session) with `listener` as its fd 3.
+pub fn spawn_daemon(cmd: &mut std::process::Command, listener: RawFd) -> io::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec we only call dup2 and setsid, both
+    // async-signal-safe; `start` is single-threaded anyway.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself keeps FD_CLOEXEC, so clear it explicitly then.
+            let placed = if listener == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(listener, 3)
+            };
+            if placed < 0 || libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(cmd.spawn()?.id())
+}
