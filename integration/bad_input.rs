@@ -11,10 +11,7 @@ fn missing_executable_fails_create() {
     let out = run_image(id, &[], &["/no/such/binary"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(
-        err.contains(&format!("create {id}")) && err.contains("exec: \"/no/such/binary\""),
-        "{err}"
-    );
+    assert!(err.contains(&format!("create {id}")) && err.contains("exec: \"/no/such/binary\""), "{err}");
     remove(id);
     assert_no_leftovers(id);
 }
@@ -22,20 +19,11 @@ fn missing_executable_fails_create() {
 #[test]
 fn missing_bind_source_fails_create() {
     let id = "bad-bind";
-    let out = run_image(
-        id,
-        &[
-            "--mount",
-            "type=bind,src=/nonexistent/myshim-src,dst=/data,options=rbind:ro",
-        ],
-        &["true"],
-    );
+    let out =
+        run_image(id, &["--mount", "type=bind,src=/nonexistent/myshim-src,dst=/data,options=rbind:ro"], &["true"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(
-        err.contains("mount /data") && err.contains("/nonexistent/myshim-src"),
-        "{err}"
-    );
+    assert!(err.contains("mount /data") && err.contains("/nonexistent/myshim-src"), "{err}");
     remove(id);
     assert_no_leftovers(id);
 }
@@ -58,27 +46,26 @@ fn dotdot_and_symlink_destinations_stay_inside_the_rootfs() {
         json!({"destination": dotdot, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
     ]);
     let out = run_spec(id, &s);
-    assert_eq!(
-        text(&out.stdout),
-        "wrote\n",
-        "stderr: {}",
-        text(&out.stderr)
-    );
-    let names: Vec<_> = std::fs::read_dir(&host_target)
-        .expect("read")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(
-        names,
-        vec![std::ffi::OsString::from("planted")],
-        "host dir was written"
-    );
+    assert_eq!(text(&out.stdout), "wrote\n", "stderr: {}", text(&out.stderr));
+    let names: Vec<_> =
+        std::fs::read_dir(&host_target).expect("read").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("planted")], "host dir was written");
     assert!(!escape.exists(), "a mount destination escaped the rootfs");
-    assert!(
-        root.join(escape.strip_prefix("/").expect("abs")).exists(),
-        "the .. mount should land inside the rootfs"
-    );
+    assert!(root.join(escape.strip_prefix("/").expect("abs")).exists(), "the .. mount should land inside the rootfs");
     assert!(mounts_with("host-target").is_empty());
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn unusable_cgroups_path_fails_create() {
+    let id = "bad-cgroup";
+    let root = rootfs(id);
+    let mut s = spec(id, &root, &["true"]);
+    s["linux"]["cgroupsPath"] = json!("system.slice:myshim:bad-cgroup");
+    let out = run_spec(id, &s);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("linux.cgroupsPath") && err.contains("system.slice:myshim:bad-cgroup"), "{err}");
+    remove(id);
     assert_no_leftovers(id);
 }

@@ -38,14 +38,5 @@ fn task_events_are_published_in_lifecycle_order() {
     }
     let _ = events.kill();
     let _ = events.wait();
-    assert_eq!(
-        topics,
-        [
-            "/tasks/create",
-            "/tasks/start",
-            "/tasks/exit",
-            "/tasks/delete"
-        ],
-        "events seen for {id}"
-    );
+    assert_eq!(topics, ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"], "events seen for {id}");
 }

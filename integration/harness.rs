@@ -14,9 +14,8 @@ pub const RUNTIME: &str = "io.containerd.myshim.v2";
 pub const NS: &str = "myshim-test";
 
 fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the integration tests through scripts/test.sh")
-    })
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the integration tests through scripts/test.sh"))
 }
 
 pub fn address() -> String {
@@ -41,33 +40,24 @@ pub fn shim_root() -> PathBuf {
 
 pub fn shim_binary() -> PathBuf {
     PathBuf::from(
-        std::env::var("MYSHIM_TEST_SHIM")
-            .unwrap_or_else(|_| "/usr/local/bin/containerd-shim-myshim-v2".into()),
+        std::env::var("MYSHIM_TEST_SHIM").unwrap_or_else(|_| "/usr/local/bin/containerd-shim-myshim-v2".into()),
     )
 }
 
 fn ctr_cmd(args: &[&str]) -> Command {
     let mut c = Command::new("timeout");
     // ctr forwards signals to the task; -k makes sure a stuck one still ends.
-    c.args(["-k", "5", "60", "ctr", "--address", &address(), "-n", NS])
-        .args(args);
+    c.args(["-k", "5", "60", "ctr", "--address", &address(), "-n", NS]).args(args);
     c
 }
 
 pub fn ctr(args: &[&str]) -> Output {
-    ctr_cmd(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ctr")
+    ctr_cmd(args).stdin(Stdio::null()).output().expect("run ctr")
 }
 
 pub fn ctr_with_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = ctr_cmd(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctr");
+    let mut child =
+        ctr_cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ctr");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(input).expect("write stdin");
     // ctr 1.6 keeps stdin open at EOF anyway; keep our end open until it exits.
@@ -77,12 +67,7 @@ pub fn ctr_with_stdin(args: &[&str], input: &[u8]) -> Output {
 }
 
 pub fn ctr_spawn(args: &[&str]) -> std::process::Child {
-    ctr_cmd(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctr")
+    ctr_cmd(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn ctr")
 }
 
 pub fn text(b: &[u8]) -> String {
@@ -105,16 +90,10 @@ pub fn wait_status(id: &str, status: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let out = text(&ctr(&["task", "ls"]).stdout);
-        if out
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(id) && l.contains(status))
-        {
+        if out.lines().any(|l| l.split_whitespace().next() == Some(id) && l.contains(status)) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never reached {status}: {out}"
-        );
+        assert!(Instant::now() < deadline, "{id} never reached {status}: {out}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -124,9 +103,7 @@ pub fn task_pid(id: &str) -> i32 {
     out.lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.first() == Some(&id))
-                .then(|| f[1].parse().ok())
-                .flatten()
+            (f.first() == Some(&id)).then(|| f[1].parse().ok()).flatten()
         })
         .unwrap_or_else(|| panic!("no task {id}: {out}"))
 }
@@ -142,29 +119,17 @@ pub fn remove(id: &str) {
 pub fn rootfs(name: &str) -> PathBuf {
     let root = work_dir().join(format!("rootfs-{name}"));
     let _ = std::fs::remove_dir_all(&root);
-    for d in [
-        "bin", "proc", "sys", "dev", "etc", "tmp", "root", "data", "work",
-    ] {
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root", "data", "work"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
-    let list = Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .expect("busybox --list");
+    let list = Command::new("/bin/busybox").arg("--list").output().expect("busybox --list");
     for applet in text(&list.stdout).lines().filter(|a| *a != "busybox") {
         let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
     }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\ntester:x:1000:1000::/work:/bin/sh\n",
-    )
-    .expect("passwd");
-    std::fs::write(
-        root.join("etc/group"),
-        "root:x:0:\ntester:x:1000:\ng2:x:2000:\ng3:x:3000:\n",
-    )
-    .expect("group");
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\ntester:x:1000:1000::/work:/bin/sh\n")
+        .expect("passwd");
+    std::fs::write(root.join("etc/group"), "root:x:0:\ntester:x:1000:\ng2:x:2000:\ng3:x:3000:\n").expect("group");
     root
 }
 
@@ -190,15 +155,7 @@ pub fn write_spec(id: &str, spec: &Value) -> PathBuf {
 /// `ctr run --rm --config` of a spec the test wrote.
 pub fn run_spec(id: &str, spec: &Value) -> Output {
     let p = write_spec(id, spec);
-    ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        "--config",
-        &p.to_string_lossy(),
-        id,
-    ])
+    ctr(&["run", "--rm", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id])
 }
 
 /// Shim processes serving `id`.
@@ -222,9 +179,7 @@ pub fn shim_pids(id: &str) -> Vec<i32> {
 pub fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(s) => s
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
 
@@ -242,22 +197,14 @@ pub fn wait_gone(pid: i32, within: Duration) -> bool {
 /// The container's cgroup directories that still exist.
 pub fn cgroups_of(id: &str) -> Vec<PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| {
-            rd.filter_map(|e| Some(e.ok()?.path().join(NS).join(id)))
-                .filter(|p| p.exists())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| Some(e.ok()?.path().join(NS).join(id))).filter(|p| p.exists()).collect())
         .unwrap_or_default()
 }
 
 /// Mount points whose path mentions `needle`.
 pub fn mounts_with(needle: &str) -> Vec<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.contains(needle))
-        .map(String::from)
-        .collect()
+    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.contains(needle)).map(String::from).collect()
 }
 
 /// Asserts that `id` left nothing behind: shim, cgroup, mounts, state.
@@ -267,25 +214,10 @@ pub fn assert_no_leftovers(id: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(shim_pids(id).is_empty(), "{id}: shim still running");
-    assert!(
-        cgroups_of(id).is_empty(),
-        "{id}: cgroups left: {:?}",
-        cgroups_of(id)
-    );
-    assert!(
-        mounts_with(&format!("/{id}/")).is_empty(),
-        "{id}: mounts left: {:?}",
-        mounts_with(id)
-    );
+    assert!(cgroups_of(id).is_empty(), "{id}: cgroups left: {:?}", cgroups_of(id));
+    assert!(mounts_with(&format!("/{id}/")).is_empty(), "{id}: mounts left: {:?}", mounts_with(id));
     let leftover_state: Vec<PathBuf> = std::fs::read_dir(shim_root())
-        .map(|rd| {
-            rd.filter_map(|e| Some(e.ok()?.path().join(NS).join(id)))
-                .filter(|p| p.exists())
-                .collect()
-        })
+        .map(|rd| rd.filter_map(|e| Some(e.ok()?.path().join(NS).join(id))).filter(|p| p.exists()).collect())
         .unwrap_or_default();
-    assert!(
-        leftover_state.is_empty(),
-        "{id}: state left: {leftover_state:?}"
-    );
+    assert!(leftover_state.is_empty(), "{id}: state left: {leftover_state:?}");
 }

@@ -22,43 +22,20 @@ fn exit_code_propagates() {
 #[test]
 fn sigkill_of_a_running_init_is_137() {
     let id = "lc-kill";
-    let child = ctr_spawn(&[
-        "run",
-        "--rm",
-        "--runtime",
-        RUNTIME,
-        &image(),
-        id,
-        "sleep",
-        "1000",
-    ]);
+    let child = ctr_spawn(&["run", "--rm", "--runtime", RUNTIME, &image(), id, "sleep", "1000"]);
     wait_status(id, "RUNNING");
     let k = ctr(&["task", "kill", "-s", "KILL", id]);
     assert!(k.status.success(), "{}", text(&k.stderr));
     let out = child.wait_with_output().expect("ctr run");
-    assert_eq!(
-        out.status.code(),
-        Some(137),
-        "stderr: {}",
-        text(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(137), "stderr: {}", text(&out.stderr));
     assert_no_leftovers(id);
 }
 
 #[test]
 fn pid1_ignores_signals_it_has_no_handler_for() {
     // As under runc: the kernel drops SIGKILL sent to a pid namespace's init by itself.
-    let out = run_image(
-        "lc-self-kill",
-        &[],
-        &["sh", "-c", "kill -9 $$; echo survived"],
-    );
-    assert_eq!(
-        text(&out.stdout),
-        "survived\n",
-        "stderr: {}",
-        text(&out.stderr)
-    );
+    let out = run_image("lc-self-kill", &[], &["sh", "-c", "kill -9 $$; echo survived"]);
+    assert_eq!(text(&out.stdout), "survived\n", "stderr: {}", text(&out.stderr));
     assert!(out.status.success());
 }
 
@@ -66,28 +43,14 @@ fn pid1_ignores_signals_it_has_no_handler_for() {
 fn detached_container_runs_traps_term_and_is_deleted() {
     let id = "lc-term";
     let script = "trap 'exit 143' TERM; while true; do sleep 0.1; done";
-    let run = ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        &image(),
-        id,
-        "sh",
-        "-c",
-        script,
-    ]);
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", script]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     wait_status(id, "RUNNING");
     assert!(ctr(&["task", "kill", id]).status.success());
     wait_status(id, "STOPPED");
     let del = ctr(&["task", "delete", id]);
     assert!(del.status.success(), "{}", text(&del.stderr));
-    assert!(
-        text(&del.stderr).contains("143"),
-        "delete should report 143: {}",
-        text(&del.stderr)
-    );
+    assert!(text(&del.stderr).contains("143"), "delete should report 143: {}", text(&del.stderr));
     assert!(ctr(&["container", "rm", id]).status.success());
     assert_no_leftovers(id);
 }
@@ -95,44 +58,24 @@ fn detached_container_runs_traps_term_and_is_deleted() {
 #[test]
 fn kill_all_kills_every_process() {
     let id = "lc-killall";
-    let run = ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        &image(),
-        id,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 1000 & wait",
-    ]);
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     wait_status(id, "RUNNING");
     let procs = std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/{NS}/{id}/cgroup.procs"));
     let mut pids: Vec<i32> = Vec::new();
     for _ in 0..100 {
-        pids = std::fs::read_to_string(&procs)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect();
+        pids = std::fs::read_to_string(&procs).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();
         if pids.len() >= 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        pids.len() >= 3,
-        "expected sh and two sleeps in the cgroup: {pids:?}"
-    );
+    assert!(pids.len() >= 3, "expected sh and two sleeps in the cgroup: {pids:?}");
     let k = ctr(&["task", "kill", "-a", "-s", "KILL", id]);
     assert!(k.status.success(), "{}", text(&k.stderr));
     wait_status(id, "STOPPED");
     for pid in pids {
-        assert!(
-            wait_gone(pid, Duration::from_secs(5)),
-            "pid {pid} survived kill -a"
-        );
+        assert!(wait_gone(pid, Duration::from_secs(5)), "pid {pid} survived kill -a");
     }
     assert!(ctr(&["task", "delete", id]).status.success());
     assert!(ctr(&["container", "rm", id]).status.success());
@@ -142,26 +85,11 @@ fn kill_all_kills_every_process() {
 #[test]
 fn task_ls_shows_running_and_pids_lists_the_init() {
     let id = "lc-ls";
-    assert!(ctr(&[
-        "run",
-        "-d",
-        "--runtime",
-        RUNTIME,
-        &image(),
-        id,
-        "sleep",
-        "1000"
-    ])
-    .status
-    .success());
+    assert!(ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sleep", "1000"]).status.success());
     wait_status(id, "RUNNING");
     let pid = task_pid(id);
     let ps = text(&ctr(&["task", "ps", id]).stdout);
-    assert!(
-        ps.lines()
-            .any(|l| l.split_whitespace().next() == Some(&pid.to_string())),
-        "{ps}"
-    );
+    assert!(ps.lines().any(|l| l.split_whitespace().next() == Some(&pid.to_string())), "{ps}");
     remove(id);
     assert_no_leftovers(id);
 }
@@ -169,20 +97,7 @@ fn task_ls_shows_running_and_pids_lists_the_init() {
 #[test]
 fn stdin_is_piped() {
     let img = image();
-    let out = ctr_with_stdin(
-        &[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            &img,
-            "lc-stdin",
-            "head",
-            "-n",
-            "1",
-        ],
-        b"abc\n",
-    );
+    let out = ctr_with_stdin(&["run", "--rm", "--runtime", RUNTIME, &img, "lc-stdin", "head", "-n", "1"], b"abc\n");
     assert_eq!(text(&out.stdout), "abc\n", "stderr: {}", text(&out.stderr));
     assert!(out.status.success());
     assert_no_leftovers("lc-stdin");

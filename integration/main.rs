@@ -6,6 +6,7 @@ mod harness;
 mod bad_input;
 mod bootstrap;
 mod events;
+mod exec;
 mod isolation;
 mod lifecycle;
 mod shim_death;

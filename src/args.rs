@@ -21,10 +21,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String
     while let Some(arg) = it.next() {
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
             if !out.action.is_empty() {
-                return Err(format!(
-                    "unexpected argument {arg:?} after {:?}",
-                    out.action
-                ));
+                return Err(format!("unexpected argument {arg:?} after {:?}", out.action));
             }
             out.action = arg;
             continue;
@@ -43,9 +40,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String
         }
         let value = match inline {
             Some(v) => v,
-            None => it
-                .next()
-                .ok_or_else(|| format!("flag -{name} needs a value"))?,
+            None => it.next().ok_or_else(|| format!("flag -{name} needs a value"))?,
         };
         match name {
             "namespace" => out.namespace = value,
@@ -84,10 +79,7 @@ mod tests {
     #[test]
     fn equals_form_double_dash_and_unknown_flags() {
         let a = p("--namespace=k8s.io -id=x -bundle /b -future-flag v delete").expect("parse");
-        assert_eq!(
-            (a.namespace.as_str(), a.id.as_str(), a.bundle.as_deref()),
-            ("k8s.io", "x", Some("/b"))
-        );
+        assert_eq!((a.namespace.as_str(), a.id.as_str(), a.bundle.as_deref()), ("k8s.io", "x", Some("/b")));
         assert_eq!(a.action, "delete");
         assert!(!a.debug);
     }

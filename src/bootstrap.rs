@@ -14,19 +14,14 @@ use crate::sys;
 
 /// Where this shim's state and socket live: `$MYSHIM_ROOT` or /run/myshim.
 pub fn state_root() -> PathBuf {
-    std::env::var_os("MYSHIM_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/myshim"))
+    std::env::var_os("MYSHIM_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/myshim"))
 }
 
 /// The socket for (containerd, namespace, id): fixed length, well under the
 /// 108-byte sun_path limit whatever the names.
 pub fn socket_path(root: &Path, address: &str, namespace: &str, id: &str) -> PathBuf {
     root.join(format!("{:016x}", crate::fnv1a(address.as_bytes())))
-        .join(format!(
-            "{:016x}.sock",
-            crate::fnv1a(format!("{namespace}/{id}").as_bytes())
-        ))
+        .join(format!("{:016x}.sock", crate::fnv1a(format!("{namespace}/{id}").as_bytes())))
 }
 
 /// containerd >= 2.3 writes BootstrapParams JSON on stdin and wants JSON back.
@@ -63,12 +58,8 @@ pub fn run(args: &mut ShimArgs) -> Result<String, String> {
     let address = start(args)?;
     Ok(match params {
         None => address,
-        Some(_) => serde_json::to_string(&BootstrapResult {
-            version: 2,
-            address,
-            protocol: "ttrpc".into(),
-        })
-        .map_err(|e| e.to_string())?,
+        Some(_) => serde_json::to_string(&BootstrapResult { version: 2, address, protocol: "ttrpc".into() })
+            .map_err(|e| e.to_string())?,
     })
 }
 
@@ -85,9 +76,7 @@ fn read_params() -> Result<Option<BootstrapParams>, String> {
     if trimmed.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(trimmed)
-        .map(Some)
-        .map_err(|e| format!("bootstrap params on stdin: {e}"))
+    serde_json::from_str(trimmed).map(Some).map_err(|e| format!("bootstrap params on stdin: {e}"))
 }
 
 fn start(args: &ShimArgs) -> Result<String, String> {
@@ -107,28 +96,17 @@ fn start(args: &ShimArgs) -> Result<String, String> {
         }
         let _ = std::fs::remove_file(&socket);
     }
-    let listener = UnixListener::bind(&socket)
-        .map_err(|e| format!("start: listen on {}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(&socket).map_err(|e| format!("start: listen on {}: {e}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("start: chmod socket: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("start: own path: {e}"))?;
     let mut cmd = Command::new(exe);
-    cmd.args([
-        "-namespace",
-        &args.namespace,
-        "-address",
-        &args.address,
-        "-id",
-        &args.id,
-    ]);
+    cmd.args(["-namespace", &args.namespace, "-address", &args.address, "-id", &args.id]);
     cmd.args(["-socket", &socket.to_string_lossy()]);
     if args.debug {
         cmd.arg("-debug");
     }
-    cmd.arg("serve")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.arg("serve").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let child = sys::spawn_daemon(&mut cmd, listener.as_raw_fd()).map_err(|e| {
         let _ = std::fs::remove_file(&socket);
         format!("start: spawn shim: {e}")
@@ -146,24 +124,9 @@ mod tests {
     #[test]
     fn socket_paths_are_short_and_distinct() {
         let root = Path::new("/run/myshim");
-        let a = socket_path(
-            root,
-            "/run/containerd/containerd.sock",
-            "default",
-            &"x".repeat(200),
-        );
-        let b = socket_path(
-            root,
-            "/run/containerd/containerd.sock",
-            "k8s.io",
-            &"x".repeat(200),
-        );
-        let c = socket_path(
-            root,
-            "/tmp/other/containerd.sock",
-            "default",
-            &"x".repeat(200),
-        );
+        let a = socket_path(root, "/run/containerd/containerd.sock", "default", &"x".repeat(200));
+        let b = socket_path(root, "/run/containerd/containerd.sock", "k8s.io", &"x".repeat(200));
+        let c = socket_path(root, "/tmp/other/containerd.sock", "default", &"x".repeat(200));
         assert!(a.as_os_str().len() < 60, "{a:?}");
         assert_ne!(a, b);
         assert_ne!(a.parent(), c.parent());
@@ -171,16 +134,11 @@ mod tests {
 
     #[test]
     fn bootstrap_json_shapes() {
-        let p: BootstrapParams = serde_json::from_str(
-            r#"{"id":"c1","namespace":"default","address":"/run/c.sock","extra":1}"#,
-        )
-        .expect("parse");
+        let p: BootstrapParams =
+            serde_json::from_str(r#"{"id":"c1","namespace":"default","address":"/run/c.sock","extra":1}"#)
+                .expect("parse");
         assert_eq!((p.id.as_str(), p.namespace.as_str()), ("c1", "default"));
-        let r = BootstrapResult {
-            version: 2,
-            address: "unix:///x".into(),
-            protocol: "ttrpc".into(),
-        };
+        let r = BootstrapResult { version: 2, address: "unix:///x".into(), protocol: "ttrpc".into() };
         assert_eq!(
             serde_json::to_string(&r).expect("json"),
             r#"{"version":2,"address":"unix:///x","protocol":"ttrpc"}"#

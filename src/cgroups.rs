@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use libcgroups::common::{
-    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt,
-};
+use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
@@ -28,11 +26,7 @@ pub struct Cgroup {
 /// Relative paths are taken from the hierarchy root; systemd `slice:prefix:name`
 /// paths need systemd, which this host's cgroup setup does not offer, so they
 /// are refused rather than created as a literal directory.
-pub fn path_for(
-    spec_path: Option<&Path>,
-    namespace: &str,
-    id: &str,
-) -> Result<PathBuf, CgroupError> {
+pub fn path_for(spec_path: Option<&Path>, namespace: &str, id: &str) -> Result<PathBuf, CgroupError> {
     let Some(p) = spec_path.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(PathBuf::from("/").join(namespace).join(id));
     };
@@ -41,16 +35,11 @@ pub fn path_for(
         return Err(CgroupError {
             path: s.into_owned(),
             what: "resolve",
-            detail: "systemd cgroup paths (slice:prefix:name) are not supported on this host yet"
-                .into(),
+            detail: "systemd cgroup paths (slice:prefix:name) are not supported on this host yet".into(),
         });
     }
     if s.split('/').any(|c| c == "..") {
-        return Err(CgroupError {
-            path: s.into_owned(),
-            what: "resolve",
-            detail: "must not contain '..'".into(),
-        });
+        return Err(CgroupError { path: s.into_owned(), what: "resolve", detail: "must not contain '..'".into() });
     }
     Ok(PathBuf::from("/").join(p))
 }
@@ -61,35 +50,22 @@ impl Cgroup {
     }
 
     fn err(&self, what: &'static str, detail: impl ToString) -> CgroupError {
-        CgroupError {
-            path: self.path.display().to_string(),
-            what,
-            detail: detail.to_string(),
-        }
+        CgroupError { path: self.path.display().to_string(), what, detail: detail.to_string() }
     }
 
     fn manager(&self) -> Result<AnyCgroupManager, CgroupError> {
-        let cfg = CgroupConfig {
-            cgroup_path: self.path.clone(),
-            systemd_cgroup: false,
-            container_name: String::new(),
-        };
+        let cfg = CgroupConfig { cgroup_path: self.path.clone(), systemd_cgroup: false, container_name: String::new() };
         create_cgroup_manager(cfg).map_err(|e| self.err("open", e))
     }
 
     /// Creates the cgroup, moves `pid` in and applies the limits.
     pub fn enter(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let m = self.manager()?;
-        m.add_task(Pid::from_raw(pid))
-            .map_err(|e| self.err("add process", e))?;
+        m.add_task(Pid::from_raw(pid)).map_err(|e| self.err("add process", e))?;
         if let Some(r) = resources {
             let r = with_default_devices(r);
-            let opt = ControllerOpt {
-                resources: &r,
-                disable_oom_killer: false,
-                oom_score_adj: None,
-                freezer_state: None,
-            };
+            let opt =
+                ControllerOpt { resources: &r, disable_oom_killer: false, oom_score_adj: None, freezer_state: None };
             m.apply(&opt).map_err(|e| self.err("apply limits", e))?;
         }
         Ok(())
@@ -97,9 +73,7 @@ impl Cgroup {
 
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let m = self.manager()?;
-        let pids = m
-            .get_all_pids()
-            .map_err(|e| self.err("list processes", e))?;
+        let pids = m.get_all_pids().map_err(|e| self.err("list processes", e))?;
         Ok(pids.into_iter().map(|p| p.as_raw()).collect())
     }
 
@@ -168,18 +142,12 @@ mod tests {
 
     #[test]
     fn default_and_given_paths() {
-        assert_eq!(
-            path_for(None, "default", "c1").expect("ok"),
-            PathBuf::from("/default/c1")
-        );
+        assert_eq!(path_for(None, "default", "c1").expect("ok"), PathBuf::from("/default/c1"));
         assert_eq!(
             path_for(Some(Path::new("/kubepods/pod1/c1")), "k8s.io", "c1").expect("ok"),
             PathBuf::from("/kubepods/pod1/c1")
         );
-        assert_eq!(
-            path_for(Some(Path::new("mine/c1")), "n", "c1").expect("ok"),
-            PathBuf::from("/mine/c1")
-        );
+        assert_eq!(path_for(Some(Path::new("mine/c1")), "n", "c1").expect("ok"), PathBuf::from("/mine/c1"));
     }
 
     #[test]
@@ -191,10 +159,8 @@ mod tests {
 
     #[test]
     fn defaults_follow_a_deny_all() {
-        let r: LinuxResources = serde_json::from_value(
-            serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
-        )
-        .expect("r");
+        let r: LinuxResources =
+            serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).expect("r");
         let out = with_default_devices(&r);
         let rules = out.devices().clone().expect("rules");
         assert!(!rules[0].allow());

@@ -33,13 +33,9 @@ pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
             log::warn!("delete {}: {e}", args.id);
         }
     }
-    let rootfs = record
-        .as_ref()
-        .and_then(|r| r.rootfs_mount.clone())
-        .unwrap_or_else(|| bundle.join("rootfs"));
+    let rootfs = record.as_ref().and_then(|r| r.rootfs_mount.clone()).unwrap_or_else(|| bundle.join("rootfs"));
     if is_mount_point(&rootfs) {
-        sys::umount_detach(&rootfs)
-            .map_err(|e| format!("delete {}: unmount {}: {e}", args.id, rootfs.display()))?;
+        sys::umount_detach(&rootfs).map_err(|e| format!("delete {}: unmount {}: {e}", args.id, rootfs.display()))?;
     }
     state::remove(&dir).map_err(|e| format!("delete {}: remove state: {e}", args.id))?;
     let socket = socket_path(&root, &args.address, &args.namespace, &args.id);
@@ -52,19 +48,14 @@ pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
         exited_at: timestamp(SystemTime::now()),
         ..Default::default()
     };
-    resp.write_to_bytes()
-        .map_err(|e| format!("delete {}: encode response: {e}", args.id))
+    resp.write_to_bytes().map_err(|e| format!("delete {}: encode response: {e}", args.id))
 }
 
 /// The cgroup a container would have had, for a shim that died before it
 /// wrote its state.
 fn cgroup_from_config(bundle: &Path, namespace: &str, id: &str) -> Option<PathBuf> {
-    let raw: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
-    let given = raw
-        .pointer("/linux/cgroupsPath")
-        .and_then(|v| v.as_str())
-        .map(Path::new);
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    let given = raw.pointer("/linux/cgroupsPath").and_then(|v| v.as_str()).map(Path::new);
     cgroups::path_for(given, namespace, id).ok()
 }
 
@@ -73,6 +64,5 @@ fn is_mount_point(path: &Path) -> bool {
         return false;
     };
     let want = path.to_string_lossy();
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
+    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
 }

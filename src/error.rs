@@ -31,9 +31,7 @@ impl TaskError {
         match self {
             TaskError::NotFound(_) => containerd_shim_protos::ttrpc::Code::NOT_FOUND,
             TaskError::AlreadyExists(_) => containerd_shim_protos::ttrpc::Code::ALREADY_EXISTS,
-            TaskError::FailedPrecondition(_) => {
-                containerd_shim_protos::ttrpc::Code::FAILED_PRECONDITION
-            }
+            TaskError::FailedPrecondition(_) => containerd_shim_protos::ttrpc::Code::FAILED_PRECONDITION,
             TaskError::InvalidArgument(_) => containerd_shim_protos::ttrpc::Code::INVALID_ARGUMENT,
             TaskError::Unimplemented(_) => containerd_shim_protos::ttrpc::Code::UNIMPLEMENTED,
             TaskError::Internal(_) => containerd_shim_protos::ttrpc::Code::INTERNAL,
@@ -60,26 +58,11 @@ mod tests {
         assert_eq!(e.to_string(), "create c1: mount rootfs: EPERM");
         assert_eq!(e.code(), containerd_shim_protos::ttrpc::Code::INTERNAL);
         let cases = [
-            (
-                TaskError::NotFound(String::new()),
-                containerd_shim_protos::ttrpc::Code::NOT_FOUND,
-            ),
-            (
-                TaskError::AlreadyExists(String::new()),
-                containerd_shim_protos::ttrpc::Code::ALREADY_EXISTS,
-            ),
-            (
-                TaskError::FailedPrecondition(String::new()),
-                containerd_shim_protos::ttrpc::Code::FAILED_PRECONDITION,
-            ),
-            (
-                TaskError::invalid("create", "c", "s", "x"),
-                containerd_shim_protos::ttrpc::Code::INVALID_ARGUMENT,
-            ),
-            (
-                TaskError::Unimplemented(String::new()),
-                containerd_shim_protos::ttrpc::Code::UNIMPLEMENTED,
-            ),
+            (TaskError::NotFound(String::new()), containerd_shim_protos::ttrpc::Code::NOT_FOUND),
+            (TaskError::AlreadyExists(String::new()), containerd_shim_protos::ttrpc::Code::ALREADY_EXISTS),
+            (TaskError::FailedPrecondition(String::new()), containerd_shim_protos::ttrpc::Code::FAILED_PRECONDITION),
+            (TaskError::invalid("create", "c", "s", "x"), containerd_shim_protos::ttrpc::Code::INVALID_ARGUMENT),
+            (TaskError::Unimplemented(String::new()), containerd_shim_protos::ttrpc::Code::UNIMPLEMENTED),
         ];
         for (e, code) in cases {
             assert_eq!(e.code(), code);

@@ -80,10 +80,7 @@ async fn send_loop(address: String, mut rx: mpsc::UnboundedReceiver<Item>) {
             }
         };
         let topic = env.topic.clone();
-        let req = ForwardRequest {
-            envelope: MessageField::some(env),
-            ..Default::default()
-        };
+        let req = ForwardRequest { envelope: MessageField::some(env), ..Default::default() };
         // A restarting containerd comes back within seconds; keep the order by
         // retrying this event before taking the next.
         let mut delay = Duration::from_millis(10);
@@ -92,9 +89,8 @@ async fn send_loop(address: String, mut rx: mpsc::UnboundedReceiver<Item>) {
                 client = Client::connect(&address).await.ok().map(EventsClient::new);
             }
             if let Some(c) = &client {
-                let ctx = containerd_shim_protos::ttrpc::context::with_timeout(
-                    Duration::from_secs(5).as_nanos() as i64,
-                );
+                let ctx =
+                    containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(5).as_nanos() as i64);
                 match c.forward(ctx, &req).await {
                     Ok(_) => break,
                     Err(e) => {
@@ -119,11 +115,8 @@ mod tests {
 
     #[test]
     fn any_uses_the_bare_type_name() {
-        let ev = containerd_shim_protos::events::task::TaskStart {
-            container_id: "c".into(),
-            pid: 7,
-            ..Default::default()
-        };
+        let ev =
+            containerd_shim_protos::events::task::TaskStart { container_id: "c".into(), pid: 7, ..Default::default() };
         let any = to_any(&ev);
         assert_eq!(any.type_url, "containerd.events.TaskStart");
         assert!(!any.value.is_empty());

@@ -20,16 +20,9 @@ pub fn init(debug: bool, id: &str) {
         .open("log")
         .or_else(|_| OpenOptions::new().write(true).open("/dev/null"));
     let Ok(out) = out else { return };
-    let logger = Logger {
-        out: Mutex::new(out),
-        id: id.to_string(),
-    };
+    let logger = Logger { out: Mutex::new(out), id: id.to_string() };
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
-        log::set_max_level(if debug {
-            log::LevelFilter::Debug
-        } else {
-            log::LevelFilter::Info
-        });
+        log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
     }
 }
 
@@ -98,10 +91,7 @@ mod tests {
     fn formats_utc() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_392_000_123_456);
         assert_eq!(rfc3339(t), "2026-11-23T00:00:00.123456Z");
-        assert_eq!(
-            rfc3339(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00.000000Z"
-        );
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
     }

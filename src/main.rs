@@ -24,16 +24,11 @@ use std::io::Write;
 /// FNV-1a: a stable short name for paths (socket and state dirs); inputs come
 /// from containerd, so collision resistance against an adversary is not needed.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn main() {
-    if std::env::args_os()
-        .next()
-        .is_some_and(|a| a == runtime::init::ARG0)
-    {
+    if std::env::args_os().next().is_some_and(|a| a == runtime::init::ARG0) {
         runtime::init::main();
     }
     let mut args = match args::parse(std::env::args().skip(1)) {
@@ -53,9 +48,7 @@ fn main() {
             Err(e) => fail(&e),
         },
         "serve" => server::run(&args),
-        "version" => print_out(
-            format!("containerd-shim-myshim-v2 {}\n", env!("CARGO_PKG_VERSION")).as_bytes(),
-        ),
+        "version" => print_out(format!("containerd-shim-myshim-v2 {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
         other => fail(&format!("unknown action {other:?} (want start, delete)")),
     };
     std::process::exit(code);

@@ -2,9 +2,9 @@
 //! turned into mount(2) flags. Pure, so it is tested without root.
 
 use libc::{
-    MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC,
-    MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_SHARED, MS_SILENT, MS_SLAVE,
-    MS_STRICTATIME, MS_SYNCHRONOUS, MS_UNBINDABLE,
+    MS_BIND, MS_DIRSYNC, MS_LAZYTIME, MS_MANDLOCK, MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID,
+    MS_PRIVATE, MS_RDONLY, MS_REC, MS_RELATIME, MS_SHARED, MS_SILENT, MS_SLAVE, MS_STRICTATIME, MS_SYNCHRONOUS,
+    MS_UNBINDABLE,
 };
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -60,8 +60,7 @@ pub fn parse(options: &[String]) -> MountOptions {
             "loud" => (0, MS_SILENT),
             "bind" => (MS_BIND, 0),
             "rbind" => (MS_BIND | MS_REC, 0),
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
-            | "runbindable" => {
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
                 let base = match opt.trim_start_matches('r') {
                     "private" => MS_PRIVATE,
                     "shared" => MS_SHARED,
@@ -98,14 +97,7 @@ mod tests {
 
     #[test]
     fn flags_data_and_propagation_are_separated() {
-        let o = parse(&s(&[
-            "rbind",
-            "ro",
-            "nosuid",
-            "rslave",
-            "mode=755",
-            "size=65536k",
-        ]));
+        let o = parse(&s(&["rbind", "ro", "nosuid", "rslave", "mode=755", "size=65536k"]));
         assert_eq!(o.flags, MS_BIND | MS_REC | MS_RDONLY | MS_NOSUID);
         assert_eq!(o.propagation, MS_SLAVE | MS_REC);
         assert_eq!(o.data_string().as_deref(), Some("mode=755,size=65536k"));
@@ -120,12 +112,7 @@ mod tests {
 
     #[test]
     fn overlay_options_are_data() {
-        let o = parse(&s(&[
-            "index=off",
-            "workdir=/w",
-            "upperdir=/u",
-            "lowerdir=/l",
-        ]));
+        let o = parse(&s(&["index=off", "workdir=/w", "upperdir=/u", "lowerdir=/l"]));
         assert_eq!(o.flags, 0);
         assert_eq!(o.data.len(), 4);
     }

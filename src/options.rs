@@ -39,43 +39,23 @@ mod tests {
     use super::*;
 
     fn any(url: &str, value: Vec<u8>) -> Any {
-        Any {
-            type_url: url.into(),
-            value,
-            ..Default::default()
-        }
+        Any { type_url: url.into(), value, ..Default::default() }
     }
 
     #[test]
     fn runc_and_cri_options_are_accepted() {
-        let runc = RuncOptions {
-            binary_name: "runc".into(),
-            systemd_cgroup: false,
-            ..Default::default()
-        };
+        let runc = RuncOptions { binary_name: "runc".into(), systemd_cgroup: false, ..Default::default() };
         let bytes = runc.write_to_bytes().expect("encode");
         assert!(accept(Some(&any("containerd.runc.v1.Options", bytes.clone()))).is_ok());
-        assert!(accept(Some(&any(
-            "type.googleapis.com/containerd.runc.v1.Options",
-            bytes
-        )))
-        .is_ok());
-        assert!(accept(Some(&any(
-            "containerd.linux.runc.CreateOptions",
-            vec![8, 1]
-        )))
-        .is_ok());
+        assert!(accept(Some(&any("type.googleapis.com/containerd.runc.v1.Options", bytes))).is_ok());
+        assert!(accept(Some(&any("containerd.linux.runc.CreateOptions", vec![8, 1]))).is_ok());
         assert!(accept(Some(&any("runtimeoptions.v1.Options", vec![]))).is_ok());
         assert!(accept(None).is_ok());
     }
 
     #[test]
     fn garbage_and_unknown_types_never_fail_create() {
-        assert!(accept(Some(&any(
-            "containerd.runc.v1.Options",
-            vec![0xff, 0xff, 0xff]
-        )))
-        .is_ok());
+        assert!(accept(Some(&any("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]))).is_ok());
         assert!(accept(Some(&any("example.com/Other", vec![1, 2, 3]))).is_ok());
     }
 }

@@ -45,11 +45,7 @@ impl Reaper {
         loop {
             match sys::reap_any() {
                 Ok(Some(exit)) => {
-                    let waiter = self
-                        .waiters
-                        .lock()
-                        .ok()
-                        .and_then(|mut w| w.remove(&exit.pid));
+                    let waiter = self.waiters.lock().ok().and_then(|mut w| w.remove(&exit.pid));
                     match waiter {
                         Some(tx) => {
                             let _ = tx.send(exit.code);

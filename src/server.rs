@@ -25,10 +25,7 @@ pub fn run(args: &ShimArgs) -> i32 {
         log::error!("become subreaper: {e}");
         return 1;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             log::error!("event loop: {e}");
@@ -47,24 +44,16 @@ pub fn run(args: &ShimArgs) -> i32 {
 async fn serve(args: &ShimArgs) -> Result<(), String> {
     sys::set_cloexec(LISTENER_FD).map_err(|e| format!("listener fd: {e}"))?;
     let reaper = Reaper::start().map_err(|e| format!("reaper: {e}"))?;
-    let events_address =
-        std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", args.address));
-    let publisher = Publisher::start(
-        format!("unix://{}", events_address.trim_start_matches("unix://")),
-        args.namespace.clone(),
-    );
-    let ctx = ShimContext {
-        namespace: args.namespace.clone(),
-        address: args.address.clone(),
-        state_root: state_root(),
-    };
+    let events_address = std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", args.address));
+    let publisher =
+        Publisher::start(format!("unix://{}", events_address.trim_start_matches("unix://")), args.namespace.clone());
+    let ctx =
+        ShimContext { namespace: args.namespace.clone(), address: args.address.clone(), state_root: state_root() };
     let shim = Arc::new(Shim::new(ctx, reaper, publisher.clone()));
     let service = create_task(Arc::new(TaskService { shim: shim.clone() }));
     let listener = std::os::unix::net::UnixListener::from(sys::adopt_fd(LISTENER_FD));
     let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
-    let mut server = Server::new()
-        .add_listener(listener)
-        .register_service(service);
+    let mut server = Server::new().add_listener(listener).register_service(service);
     server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
     shim.shutdown.notified().await;
     // TaskDelete and friends must reach containerd before we go.

@@ -11,9 +11,12 @@ use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
 
 use crate::container::lifecycle::Status;
-use crate::container::{timestamp, CreateRequest, IoPaths, Shim};
+use crate::container::{timestamp, CreateRequest, ExecRequest, IoPaths, Shim};
 use crate::error::TaskError;
 use crate::options;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::ProcessDetails;
 
 pub struct TaskService {
     pub shim: Arc<Shim>,
@@ -27,9 +30,7 @@ fn fail<T>(e: TaskError) -> R<T> {
 }
 
 fn unimplemented<T>(what: &str) -> R<T> {
-    fail(TaskError::Unimplemented(format!(
-        "{what} is not implemented by myshim yet"
-    )))
+    fail(TaskError::Unimplemented(format!("{what} is not implemented by myshim yet")))
 }
 
 fn proto_status(s: Status) -> ProtoStatus {
@@ -42,11 +43,7 @@ fn proto_status(s: Status) -> ProtoStatus {
 
 #[async_trait]
 impl Task for TaskService {
-    async fn create(
-        &self,
-        _: &TtrpcContext,
-        req: api::CreateTaskRequest,
-    ) -> R<api::CreateTaskResponse> {
+    async fn create(&self, _: &TtrpcContext, req: api::CreateTaskRequest) -> R<api::CreateTaskResponse> {
         if let Err(e) = options::accept(req.options.as_ref()) {
             return fail(TaskError::invalid("create", &req.id, "options", e));
         }
@@ -54,46 +51,36 @@ impl Task for TaskService {
             id: req.id,
             bundle: req.bundle,
             rootfs: req.rootfs,
-            io: IoPaths {
-                stdin: req.stdin,
-                stdout: req.stdout,
-                stderr: req.stderr,
-                terminal: req.terminal,
-            },
+            io: IoPaths { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
         };
         match self.shim.create(r).await {
-            Ok(pid) => Ok(api::CreateTaskResponse {
-                pid: pid as u32,
-                ..Default::default()
-            }),
+            Ok(pid) => Ok(api::CreateTaskResponse { pid: pid as u32, ..Default::default() }),
             Err(e) => fail(e),
         }
     }
 
     async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> R<api::StartResponse> {
         match self.shim.start(&req.id, &req.exec_id).await {
-            Ok(pid) => Ok(api::StartResponse {
-                pid: pid as u32,
-                ..Default::default()
-            }),
+            Ok(pid) => Ok(api::StartResponse { pid: pid as u32, ..Default::default() }),
             Err(e) => fail(e),
         }
     }
 
     async fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> R<api::StateResponse> {
-        let (c, status, exit) = match self.shim.status(&req.id, &req.exec_id).await {
+        let (c, p, status, exit) = match self.shim.status(&req.id, &req.exec_id).await {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
         Ok(api::StateResponse {
-            id: c.id.clone(),
+            id: if req.exec_id.is_empty() { c.id.clone() } else { req.exec_id.clone() },
             bundle: c.bundle.clone(),
-            pid: c.pid as u32,
+            pid: p.pid as u32,
             status: proto_status(status).into(),
-            stdin: c.io.stdin.clone(),
-            stdout: c.io.stdout.clone(),
-            stderr: c.io.stderr.clone(),
-            terminal: c.io.terminal,
+            stdin: p.io.stdin.clone(),
+            stdout: p.io.stdout.clone(),
+            stderr: p.io.stderr.clone(),
+            terminal: p.io.terminal,
+            exec_id: req.exec_id.clone(),
             exit_status: exit.map_or(0, |e| e.code),
             exited_at: exit.map(|e| timestamp(e.at)).unwrap_or_default(),
             ..Default::default()
@@ -102,21 +89,15 @@ impl Task for TaskService {
 
     async fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> R<api::WaitResponse> {
         match self.shim.wait(&req.id, &req.exec_id).await {
-            Ok(exit) => Ok(api::WaitResponse {
-                exit_status: exit.code,
-                exited_at: timestamp(exit.at),
-                ..Default::default()
-            }),
+            Ok(exit) => {
+                Ok(api::WaitResponse { exit_status: exit.code, exited_at: timestamp(exit.at), ..Default::default() })
+            }
             Err(e) => fail(e),
         }
     }
 
     async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> R<Empty> {
-        match self
-            .shim
-            .kill(&req.id, &req.exec_id, req.signal, req.all)
-            .await
-        {
+        match self.shim.kill(&req.id, &req.exec_id, req.signal, req.all).await {
             Ok(()) => Ok(Empty::new()),
             Err(e) => fail(e),
         }
@@ -135,19 +116,23 @@ impl Task for TaskService {
     }
 
     async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> R<api::PidsResponse> {
-        match self.shim.pids(&req.id) {
-            Ok(pids) => Ok(api::PidsResponse {
-                processes: pids
-                    .into_iter()
-                    .map(|p| ProcessInfo {
-                        pid: p as u32,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }),
-            Err(e) => fail(e),
-        }
+        let (pids, execs) = match (self.shim.pids(&req.id), self.shim.get(&req.id)) {
+            (Ok(pids), Ok(c)) => (pids, c.exec_pids()),
+            (Err(e), _) | (_, Err(e)) => return fail(e),
+        };
+        // Exec pids carry their exec id, as containerd's `ctr task ps` shows.
+        let info = |pid: i32| {
+            execs.iter().find(|(p, _)| *p == pid).map(|(_, exec_id)| {
+                let details = ProcessDetails { exec_id: exec_id.clone(), ..Default::default() };
+                let value = details.write_to_bytes().unwrap_or_default();
+                Any { type_url: "containerd.runc.v1.ProcessDetails".into(), value, ..Default::default() }
+            })
+        };
+        let processes = pids
+            .into_iter()
+            .map(|p| ProcessInfo { pid: p as u32, info: info(p).into(), ..Default::default() })
+            .collect();
+        Ok(api::PidsResponse { processes, ..Default::default() })
     }
 
     async fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> R<Empty> {
@@ -160,7 +145,7 @@ impl Task for TaskService {
     async fn connect(&self, _: &TtrpcContext, req: api::ConnectRequest) -> R<api::ConnectResponse> {
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
-            task_pid: self.shim.get(&req.id).map_or(0, |c| c.pid as u32),
+            task_pid: self.shim.get(&req.id).map_or(0, |c| c.init.pid as u32),
             version: env!("CARGO_PKG_VERSION").to_string(),
             ..Default::default()
         })
@@ -186,8 +171,17 @@ impl Task for TaskService {
         unimplemented("Checkpoint")
     }
 
-    async fn exec(&self, _: &TtrpcContext, _: api::ExecProcessRequest) -> R<Empty> {
-        unimplemented("Exec")
+    async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> R<Empty> {
+        let r = ExecRequest {
+            id: req.id,
+            exec_id: req.exec_id,
+            io: IoPaths { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+            process: req.spec.map(|s| s.value).unwrap_or_default(),
+        };
+        match self.shim.exec(r).await {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
     }
 
     async fn resize_pty(&self, _: &TtrpcContext, _: api::ResizePtyRequest) -> R<Empty> {

@@ -18,9 +18,7 @@ pub struct Record {
 /// `<root>/<address hash>/<namespace>/<id>`: one containerd's containers
 /// never collide with another's.
 pub fn dir(root: &Path, address: &str, namespace: &str, id: &str) -> PathBuf {
-    root.join(format!("{:016x}", crate::fnv1a(address.as_bytes())))
-        .join(namespace)
-        .join(id)
+    root.join(format!("{:016x}", crate::fnv1a(address.as_bytes()))).join(namespace).join(id)
 }
 
 pub fn write(dir: &Path, rec: &Record) -> std::io::Result<()> {
@@ -32,9 +30,7 @@ pub fn write(dir: &Path, rec: &Record) -> std::io::Result<()> {
 }
 
 pub fn read(dir: &Path) -> std::io::Result<Record> {
-    Ok(serde_json::from_slice(&std::fs::read(
-        dir.join("state.json"),
-    )?)?)
+    Ok(serde_json::from_slice(&std::fs::read(dir.join("state.json"))?)?)
 }
 
 pub fn remove(dir: &Path) -> std::io::Result<()> {
@@ -52,13 +48,8 @@ mod tests {
     fn write_read_replace_remove() {
         let root = std::env::temp_dir().join(format!("myshim-state-{}", std::process::id()));
         let d = dir(&root, "/run/containerd/containerd.sock", "default", "c1");
-        let mut rec = Record {
-            id: "c1".into(),
-            bundle: "/b".into(),
-            rootfs_mount: None,
-            cgroup: "/default/c1".into(),
-            pid: 0,
-        };
+        let mut rec =
+            Record { id: "c1".into(), bundle: "/b".into(), rootfs_mount: None, cgroup: "/default/c1".into(), pid: 0 };
         write(&d, &rec).expect("write");
         rec.pid = 42;
         write(&d, &rec).expect("replace");

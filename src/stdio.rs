@@ -33,19 +33,12 @@ impl Stdio {
         keepers.extend(k);
         let (e, k) = open_one("stderr", stderr, true)?;
         keepers.extend(k);
-        Ok(Stdio {
-            container: [i, o, e],
-            stdin_keeper,
-            out_keepers: keepers,
-        })
+        Ok(Stdio { container: [i, o, e], stdin_keeper, out_keepers: keepers })
     }
 
     /// The container's ends are no longer ours once the init has them.
     pub fn into_keepers(self) -> Keepers {
-        Keepers {
-            stdin: self.stdin_keeper,
-            out: self.out_keepers,
-        }
+        Keepers { stdin: self.stdin_keeper, out: self.out_keepers }
     }
 }
 
@@ -65,22 +58,10 @@ impl Keepers {
     }
 }
 
-fn open_one(
-    which: &'static str,
-    uri: &str,
-    write: bool,
-) -> Result<(OwnedFd, Option<OwnedFd>), StdioError> {
-    let err = |detail: String| StdioError {
-        which,
-        path: uri.to_string(),
-        detail,
-    };
+fn open_one(which: &'static str, uri: &str, write: bool) -> Result<(OwnedFd, Option<OwnedFd>), StdioError> {
+    let err = |detail: String| StdioError { which, path: uri.to_string(), detail };
     if uri.is_empty() {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-            .map_err(|e| err(e.to_string()))?;
+        let f = OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| err(e.to_string()))?;
         return Ok((f.into(), None));
     }
     let path = match uri.split_once("://") {
@@ -101,11 +82,7 @@ fn open_one(
 
 fn open(path: &str, read: bool, write: bool, nonblock: bool) -> std::io::Result<File> {
     let flags = if nonblock { libc::O_NONBLOCK } else { 0 };
-    OpenOptions::new()
-        .read(read)
-        .write(write)
-        .custom_flags(flags)
-        .open(Path::new(path))
+    OpenOptions::new().read(read).write(write).custom_flags(flags).open(Path::new(path))
 }
 
 #[cfg(test)]
@@ -127,11 +104,7 @@ mod tests {
         let [_, o, _] = s.container;
         let mut w = File::from(o);
         w.write_all(b"hello\n").expect("no EPIPE without a reader");
-        let mut r = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&out)
-            .expect("reader");
+        let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&out).expect("reader");
         let mut buf = [0u8; 6];
         r.read_exact(&mut buf).expect("read");
         assert_eq!(&buf, b"hello\n");
@@ -140,21 +113,9 @@ mod tests {
 
     #[test]
     fn bad_uris_are_named() {
-        let e = Stdio::open("", "binary:///usr/bin/logger", "")
-            .err()
-            .expect("refused")
-            .to_string();
-        assert_eq!(
-            e,
-            "stdio stdout \"binary:///usr/bin/logger\": binary:// stdio is not supported yet"
-        );
-        let e = Stdio::open("/no/such/fifo", "", "")
-            .err()
-            .expect("refused")
-            .to_string();
-        assert!(
-            e.starts_with("stdio stdin \"/no/such/fifo\": No such file"),
-            "{e}"
-        );
+        let e = Stdio::open("", "binary:///usr/bin/logger", "").err().expect("refused").to_string();
+        assert_eq!(e, "stdio stdout \"binary:///usr/bin/logger\": binary:// stdio is not supported yet");
+        let e = Stdio::open("/no/such/fifo", "", "").err().expect("refused").to_string();
+        assert!(e.starts_with("stdio stdin \"/no/such/fifo\": No such file"), "{e}");
     }
 }

@@ -17,8 +17,7 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
 
 fn cpath(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// A sealed, read-only in-memory copy of our own executable. The container's
@@ -28,11 +27,7 @@ pub fn sealed_self_copy() -> io::Result<OwnedFd> {
     let name = c"myshim-init";
     // SAFETY: name is a valid NUL-terminated string; flags are constants.
     let fd = cvt(unsafe {
-        libc::syscall(
-            libc::SYS_memfd_create,
-            name.as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
+        libc::syscall(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
     })?;
     // SAFETY: memfd_create returned a fresh fd that nothing else owns.
     let memfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
@@ -76,18 +71,10 @@ struct CloneArgs {
 /// multi-threaded, so the child runs only async-signal-safe dup2/execveat/_exit.
 /// Returns the child's pid and a pidfd for it.
 pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> {
-    let argv: Vec<*const libc::c_char> = plan
-        .argv
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = plan
-        .envp
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv: Vec<*const libc::c_char> =
+        plan.argv.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> =
+        plan.envp.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
         flags: ns_flags | libc::CLONE_PIDFD as u64,
@@ -99,13 +86,7 @@ pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> 
     // SAFETY: clone3 without CLONE_VM gives the child a copy-on-write image;
     // in the child we only call async-signal-safe functions on data prepared
     // above, and never return.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
     if ret == 0 {
         // SAFETY: child side; see above.
         unsafe {
@@ -140,15 +121,7 @@ pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
 
 pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
     // SAFETY: pidfd_send_signal with a null siginfo.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd,
-            sig,
-            std::ptr::null::<u8>(),
-            0,
-        )
-    })?;
+    cvt(unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd, sig, std::ptr::null::<u8>(), 0) })?;
     Ok(())
 }
 
@@ -167,19 +140,12 @@ pub fn reap_any() -> io::Result<Option<ChildExit>> {
     let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
     if pid < 0 {
         let err = io::Error::last_os_error();
-        return if err.raw_os_error() == Some(libc::ECHILD) {
-            Ok(None)
-        } else {
-            Err(err)
-        };
+        return if err.raw_os_error() == Some(libc::ECHILD) { Ok(None) } else { Err(err) };
     }
     if pid == 0 {
         return Ok(None);
     }
-    Ok(Some(ChildExit {
-        pid,
-        code: exit_code(status),
-    }))
+    Ok(Some(ChildExit { pid, code: exit_code(status) }))
 }
 
 pub fn exit_code(status: libc::c_int) -> u32 {
@@ -198,17 +164,13 @@ pub fn set_child_subreaper() -> io::Result<()> {
 
 pub fn set_dumpable(on: bool) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
-    cvt(
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) } as libc::c_long,
-    )?;
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
     Ok(())
 }
 
 pub fn set_keep_caps(on: bool) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
-    cvt(
-        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) } as libc::c_long,
-    )?;
+    cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
     Ok(())
 }
 
@@ -220,23 +182,14 @@ pub fn set_no_new_privs() -> io::Result<()> {
 
 pub fn drop_bounding_cap(cap: u32) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
-    cvt(
-        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }
-            as libc::c_long,
-    )?;
+    cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
     Ok(())
 }
 
 pub fn raise_ambient_cap(cap: u32) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
     cvt(unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-            cap as libc::c_ulong,
-            0,
-            0,
-        )
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, cap as libc::c_ulong, 0, 0)
     } as libc::c_long)?;
     Ok(())
 }
@@ -255,23 +208,12 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()
         permitted: u32,
         inheritable: u32,
     }
-    let hdr = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
+    let hdr = Header { version: 0x2008_0522, pid: 0 };
     let lo = |m: u64| m as u32;
     let hi = |m: u64| (m >> 32) as u32;
     let data = [
-        Data {
-            effective: lo(effective),
-            permitted: lo(permitted),
-            inheritable: lo(inheritable),
-        },
-        Data {
-            effective: hi(effective),
-            permitted: hi(permitted),
-            inheritable: hi(inheritable),
-        },
+        Data { effective: lo(effective), permitted: lo(permitted), inheritable: lo(inheritable) },
+        Data { effective: hi(effective), permitted: hi(permitted), inheritable: hi(inheritable) },
     ];
     // SAFETY: header and two data structs as the v3 capset ABI requires.
     cvt(unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) })?;
@@ -292,30 +234,16 @@ pub fn mount(
     flags: u64,
     data: Option<&str>,
 ) -> io::Result<()> {
-    let src = source
-        .map(CString::new)
-        .transpose()
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let fst = fstype
-        .map(CString::new)
-        .transpose()
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let dat = data
-        .map(CString::new)
-        .transpose()
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let src = source.map(CString::new).transpose().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let fst = fstype.map(CString::new).transpose().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let dat = data.map(CString::new).transpose().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let tgt = cpath(target)?;
     let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: all pointers are valid C strings or null, as mount(2) allows.
-    cvt(unsafe {
-        libc::mount(
-            p(&src),
-            tgt.as_ptr(),
-            p(&fst),
-            flags as libc::c_ulong,
-            p(&dat) as *const libc::c_void,
-        )
-    } as libc::c_long)?;
+    cvt(
+        unsafe { libc::mount(p(&src), tgt.as_ptr(), p(&fst), flags as libc::c_ulong, p(&dat) as *const libc::c_void) }
+            as libc::c_long,
+    )?;
     Ok(())
 }
 
@@ -340,10 +268,7 @@ pub fn unshare(flags: i32) -> io::Result<()> {
 
 pub fn sethostname(name: &str) -> io::Result<()> {
     // SAFETY: pointer and length of a live str.
-    cvt(
-        unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) }
-            as libc::c_long,
-    )?;
+    cvt(unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) } as libc::c_long)?;
     Ok(())
 }
 
@@ -356,10 +281,7 @@ pub fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u64, minor: u64)
 }
 
 pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
+    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: valid rlimit struct.
     cvt(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long)?;
     Ok(())
@@ -388,14 +310,7 @@ pub fn set_umask(mask: u32) {
 /// leaks into the container's process.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    })?;
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) })?;
     Ok(())
 }
 
@@ -419,16 +334,10 @@ pub fn reset_signals() {
 
 /// execve that only returns on failure.
 pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
-    let a: Vec<*const libc::c_char> = argv
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let e: Vec<*const libc::c_char> = envp
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let a: Vec<*const libc::c_char> =
+        argv.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let e: Vec<*const libc::c_char> =
+        envp.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     // SAFETY: NULL-terminated arrays of valid C strings.
     unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
     io::Error::last_os_error()
@@ -482,10 +391,7 @@ pub fn mount_flags(path: &Path) -> io::Result<u64> {
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
         (libc::ST_RELATIME, libc::MS_RELATIME),
     ];
-    Ok(map
-        .iter()
-        .filter(|(st_flag, _)| st.f_flag & st_flag != 0)
-        .fold(0, |acc, (_, ms)| acc | ms))
+    Ok(map.iter().filter(|(st_flag, _)| st.f_flag & st_flag != 0).fold(0, |acc, (_, ms)| acc | ms))
 }
 
 pub fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
@@ -503,11 +409,7 @@ pub fn spawn_daemon(cmd: &mut std::process::Command, listener: RawFd) -> io::Res
     unsafe {
         cmd.pre_exec(move || {
             // dup2 onto itself keeps FD_CLOEXEC, so clear it explicitly then.
-            let placed = if listener == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(listener, 3)
-            };
+            let placed = if listener == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(listener, 3) };
             if placed < 0 || libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }

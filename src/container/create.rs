@@ -2,24 +2,23 @@
 //! namespaces and cgroup, run the handshake to Ready. Any failure undoes
 //! every step taken, so a failed Create leaves nothing behind.
 
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::{Container, IoPaths, Process, Shim};
+use crate::cgroups::{self, Cgroup};
+use crate::error::TaskError;
+use crate::runtime::channel::{InitConfig, RootfsSetup};
+use crate::runtime::namespaces::NsPlan;
+use crate::runtime::Spawned;
+use crate::stdio::Stdio;
+use crate::{mountopts, spec, state, sys};
 use containerd_shim_protos::api::Mount;
 use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics;
-use tokio::sync::watch;
-
-use super::lifecycle::Lifecycle;
-use super::{Container, Inner, IoPaths, Shim};
-use crate::cgroups::{self, Cgroup};
-use crate::error::TaskError;
-use crate::runtime::channel::{InitConfig, Observed, Phase, ToInit};
-use crate::runtime::namespaces::NsPlan;
-use crate::stdio::Stdio;
-use crate::{mountopts, spec, state, sys};
 
 pub struct CreateRequest {
     pub id: String,
@@ -32,20 +31,21 @@ pub struct CreateRequest {
 #[derive(Default)]
 struct Undo {
     rootfs: Option<PathBuf>,
-    init: Option<(
-        i32,
-        std::os::fd::OwnedFd,
-        tokio::sync::oneshot::Receiver<u32>,
-    )>,
+    init: Option<(Spawned, tokio::sync::oneshot::Receiver<u32>)>,
     cgroup: Option<Cgroup>,
     state_dir: Option<PathBuf>,
 }
 
+/// Kills a spawned process that will not be kept and waits until it is reaped.
+pub async fn kill_and_reap(spawned: Spawned, exited: tokio::sync::oneshot::Receiver<u32>) {
+    let _ = sys::pidfd_send_signal(spawned.pidfd.as_raw_fd(), libc::SIGKILL);
+    let _ = exited.await;
+}
+
 impl Undo {
     async fn run(self) {
-        if let Some((_, pidfd, exited)) = self.init {
-            let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
-            let _ = exited.await;
+        if let Some((spawned, exited)) = self.init {
+            kill_and_reap(spawned, exited).await;
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = cg.destroy(std::time::Duration::from_secs(3)) {
@@ -68,9 +68,7 @@ fn check_id(id: &str) -> Result<(), TaskError> {
     if ok {
         Ok(())
     } else {
-        Err(TaskError::InvalidArgument(format!(
-            "create: invalid container id {id:?}"
-        )))
+        Err(TaskError::InvalidArgument(format!("create: invalid container id {id:?}")))
     }
 }
 
@@ -79,31 +77,20 @@ impl Shim {
         let id = req.id.as_str();
         check_id(id)?;
         if self.get(id).is_ok() {
-            return Err(TaskError::AlreadyExists(format!(
-                "create {id}: container already exists"
-            )));
+            return Err(TaskError::AlreadyExists(format!("create {id}: container already exists")));
         }
         if req.io.terminal {
-            return Err(TaskError::invalid(
-                "create",
-                id,
-                "terminal",
-                "terminals are not supported yet",
-            ));
+            return Err(TaskError::invalid("create", id, "terminal", "terminals are not supported yet"));
         }
         let bundle = PathBuf::from(&req.bundle);
-        let loaded =
-            spec::load(&bundle).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
+        let loaded = spec::load(&bundle).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
         for w in &loaded.warnings {
             log::warn!("create {id}: config.json: {}", w.message);
         }
         let mut undo = Undo::default();
-        match self
-            .create_steps(&req, &bundle, loaded.spec, &mut undo)
-            .await
-        {
+        match self.create_steps(&req, &bundle, loaded.spec, &mut undo).await {
             Ok(c) => {
-                let pid = c.pid;
+                let pid = c.init.pid;
                 self.events.publish(
                     topics::TASK_CREATE_EVENT_TOPIC,
                     &TaskCreate {
@@ -138,41 +125,31 @@ impl Shim {
         undo: &mut Undo,
     ) -> Result<Arc<Container>, TaskError> {
         let id = req.id.as_str();
-        let root_path = spec
-            .root()
-            .as_ref()
-            .map(|r| r.path().clone())
-            .unwrap_or_else(|| PathBuf::from("rootfs"));
+        let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = bundle.join(root_path);
         if !req.rootfs.is_empty() {
-            mount_rootfs(&req.rootfs, &rootfs)
-                .map_err(|e| TaskError::internal("create", id, "mount rootfs", e))?;
+            mount_rootfs(&req.rootfs, &rootfs).map_err(|e| TaskError::internal("create", id, "mount rootfs", e))?;
             undo.rootfs = Some(rootfs.clone());
         }
         let linux = spec.linux().as_ref();
-        let cg_path = cgroups::path_for(
-            linux.and_then(|l| l.cgroups_path().as_deref()),
-            &self.ctx.namespace,
-            id,
-        )
-        .map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
+        let cg_path = cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &self.ctx.namespace, id)
+            .map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
         let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr)
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         let plan = NsPlan::from_spec(&spec);
+        let process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| TaskError::invalid("create", id, "config.json", "process: must be set"))?;
         let spawned = self
             .runtime
             .spawn(&plan, &stdio.container)
             .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
         // Registered before any await: the reaper cannot miss this exit.
         let exited = self.reaper.register(spawned.pid);
-        let (pid, mut chan) = (spawned.pid, spawned.chan);
-        undo.init = Some((pid, spawned.pidfd, exited));
-        let state_dir = state::dir(
-            &self.ctx.state_root,
-            &self.ctx.address,
-            &self.ctx.namespace,
-            id,
-        );
+        let pid = spawned.pid;
+        undo.init = Some((spawned, exited));
+        let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
         undo.state_dir = Some(state_dir.clone());
         let record = state::Record {
             id: id.to_string(),
@@ -181,62 +158,46 @@ impl Shim {
             cgroup: cg_path.clone(),
             pid,
         };
-        state::write(&state_dir, &record)
-            .map_err(|e| TaskError::internal("create", id, "write state", e))?;
+        state::write(&state_dir, &record).map_err(|e| TaskError::internal("create", id, "write state", e))?;
         let cgroup = Cgroup::new(cg_path);
         undo.cgroup = Some(cgroup.clone());
         cgroup
             .enter(pid, linux.and_then(|l| l.resources().as_ref()))
             .map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
 
-        let config = InitConfig {
-            id: id.to_string(),
-            rootfs: rootfs.clone(),
-            spec,
-        };
-        chan.send(&ToInit::Config(Box::new(config)))
-            .await
-            .map_err(|e| TaskError::internal("create", id, "send config to init", e))?;
-        let seen = chan
-            .recv()
-            .await
-            .map_err(|e| TaskError::internal("create", id, "read from init", e))?;
-        let phase = Phase::ConfigSent
-            .advance(seen.as_ref().map_or(Observed::Eof, Observed::Message))
-            .map_err(|e| {
-                TaskError::Internal(if e.to_string().starts_with("create ") {
-                    e.to_string()
-                } else {
-                    format!("create {id}: {e}")
-                })
-            })?;
-
-        let Some((pid, pidfd, exited)) = undo.init.take() else {
+        let Some((mut spawned, exited)) = undo.init.take() else {
             return Err(TaskError::Internal(format!("create {id}: init lost")));
         };
+        let config = InitConfig { id: id.to_string(), plan, rootfs: Some(RootfsSetup { path: rootfs, spec }), process };
+        let phase = match spawned.chan.configure(config).await {
+            Ok(phase) => phase,
+            Err(e) => {
+                undo.init = Some((spawned, exited));
+                return Err(TaskError::Internal(if e.starts_with("create ") {
+                    e
+                } else {
+                    format!("create {id}: {e}")
+                }));
+            }
+        };
+        let io = IoPaths {
+            stdin: req.io.stdin.clone(),
+            stdout: req.io.stdout.clone(),
+            stderr: req.io.stderr.clone(),
+            terminal: req.io.terminal,
+        };
+        let init = Process::new(spawned, phase, io, stdio.into_keepers());
         let c = Arc::new(Container {
             id: id.to_string(),
             bundle: req.bundle.clone(),
-            pid,
-            pidfd,
+            init: init.clone(),
+            execs: Mutex::new(HashMap::new()),
             cgroup,
             rootfs_mount: undo.rootfs.take(),
             state_dir,
-            io: IoPaths {
-                stdin: req.io.stdin.clone(),
-                stdout: req.io.stdout.clone(),
-                stderr: req.io.stderr.clone(),
-                terminal: req.io.terminal,
-            },
-            keepers: Mutex::new(stdio.into_keepers()),
-            inner: tokio::sync::Mutex::new(Inner {
-                life: Lifecycle::default(),
-                chan: Some((chan, phase)),
-            }),
-            exited: watch::channel(None).0,
         });
         *undo = Undo::default();
-        self.watch_exit(c.clone(), exited);
+        self.publish_exit_on(&init, exited, id, "");
         if let Ok(mut m) = self.containers.lock() {
             m.insert(id.to_string(), c.clone());
         }
@@ -251,18 +212,8 @@ fn mount_rootfs(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
     for m in mounts {
         let opts = mountopts::parse(&m.options);
         let fstype = (!opts.is_bind()).then_some(m.type_.as_str());
-        sys::mount(
-            Some(&m.source),
-            target,
-            fstype,
-            opts.flags,
-            opts.data_string().as_deref(),
-        )
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("{} {} on {}: {e}", m.type_, m.source, target.display()),
-            )
+        sys::mount(Some(&m.source), target, fstype, opts.flags, opts.data_string().as_deref()).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{} {} on {}: {e}", m.type_, m.source, target.display()))
         })?;
     }
     Ok(())

@@ -32,10 +32,7 @@ pub struct Lifecycle {
 
 impl Default for Lifecycle {
     fn default() -> Self {
-        Lifecycle {
-            status: Status::Created,
-            exit: None,
-        }
+        Lifecycle { status: Status::Created, exit: None }
     }
 }
 
@@ -56,10 +53,7 @@ impl Lifecycle {
                 self.status = Status::Running;
                 Ok(())
             }
-            from => Err(Illegal {
-                action: "start",
-                from,
-            }),
+            from => Err(Illegal { action: "start", from }),
         }
     }
 
@@ -82,10 +76,7 @@ impl Lifecycle {
                 self.status = Status::Deleted;
                 Ok(exit)
             }
-            (from, _) => Err(Illegal {
-                action: "delete",
-                from,
-            }),
+            (from, _) => Err(Illegal { action: "delete", from }),
         }
     }
 
@@ -100,10 +91,7 @@ mod tests {
     use super::*;
 
     fn exit(code: u32) -> Exit {
-        Exit {
-            code,
-            at: SystemTime::UNIX_EPOCH,
-        }
+        Exit { code, at: SystemTime::UNIX_EPOCH }
     }
 
     #[test]
@@ -133,37 +121,16 @@ mod tests {
     fn a_created_container_that_dies_is_stopped() {
         let mut l = Lifecycle::default();
         assert!(l.exited(exit(137)));
-        assert_eq!(
-            l.start(),
-            Err(Illegal {
-                action: "start",
-                from: Status::Stopped
-            })
-        );
+        assert_eq!(l.start(), Err(Illegal { action: "start", from: Status::Stopped }));
     }
 
     #[test]
     fn illegal_moves_are_refused() {
         let mut l = Lifecycle::default();
-        assert_eq!(
-            l.delete(),
-            Err(Illegal {
-                action: "delete",
-                from: Status::Created
-            })
-        );
+        assert_eq!(l.delete(), Err(Illegal { action: "delete", from: Status::Created }));
         l.start().expect("start");
-        assert_eq!(
-            l.start(),
-            Err(Illegal {
-                action: "start",
-                from: Status::Running
-            })
-        );
-        assert_eq!(
-            l.delete().unwrap_err().to_string(),
-            "cannot delete a Running container"
-        );
+        assert_eq!(l.start(), Err(Illegal { action: "start", from: Status::Running }));
+        assert_eq!(l.delete().unwrap_err().to_string(), "cannot delete a Running container");
         l.exited(exit(0));
         l.delete().expect("delete");
         assert!(l.delete().is_err());

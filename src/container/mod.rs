@@ -3,30 +3,31 @@
 //! runtime, cgroups, stdio and state modules.
 
 mod create;
+mod exec;
 pub mod lifecycle;
+mod process;
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use containerd_shim_protos::events::task::{TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{TaskDelete, TaskExecStarted, TaskExit, TaskStart};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 pub use create::CreateRequest;
-use lifecycle::{Exit, Lifecycle, Status};
+pub use exec::ExecRequest;
+use lifecycle::{Exit, Status};
+pub use process::{IoPaths, Process, SignalError};
 
 use crate::cgroups::Cgroup;
 use crate::error::TaskError;
 use crate::events::EventSink;
 use crate::reaper::Reaper;
-use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
 use crate::runtime::Runtime;
-use crate::stdio::Keepers;
 use crate::{state, sys};
 
 /// What the shim was started for: fixed for its lifetime.
@@ -45,48 +46,27 @@ pub struct Shim {
     pub shutdown: Arc<Notify>,
 }
 
-pub struct IoPaths {
-    pub stdin: String,
-    pub stdout: String,
-    pub stderr: String,
-    pub terminal: bool,
-}
-
 pub struct Container {
     pub id: String,
     pub bundle: String,
-    pub pid: i32,
-    pidfd: OwnedFd,
+    pub init: Arc<Process>,
+    execs: Mutex<HashMap<String, Arc<Process>>>,
     cgroup: Cgroup,
     rootfs_mount: Option<PathBuf>,
     state_dir: PathBuf,
-    pub io: IoPaths,
-    keepers: Mutex<Keepers>,
-    inner: tokio::sync::Mutex<Inner>,
-    exited: watch::Sender<Option<Exit>>,
-}
-
-struct Inner {
-    life: Lifecycle,
-    chan: Option<(ParentEnd, Phase)>,
 }
 
 pub fn timestamp(t: SystemTime) -> MessageField<Timestamp> {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    MessageField::some(Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-        ..Default::default()
-    })
+    MessageField::some(Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32, ..Default::default() })
 }
 
-fn no_exec(verb: &str, exec_id: &str) -> Result<(), TaskError> {
+/// "c1" or "c1 exec e1", for messages.
+fn who(id: &str, exec_id: &str) -> String {
     if exec_id.is_empty() {
-        Ok(())
+        id.to_string()
     } else {
-        Err(TaskError::NotFound(format!(
-            "{verb}: exec {exec_id} not found"
-        )))
+        format!("{id} exec {exec_id}")
     }
 }
 
@@ -110,112 +90,78 @@ impl Shim {
             .ok_or_else(|| TaskError::NotFound(format!("container {id} not found")))
     }
 
+    /// The init (empty `exec_id`) or an exec of container `id`.
+    pub fn process(&self, id: &str, exec_id: &str) -> Result<(Arc<Container>, Arc<Process>), TaskError> {
+        let c = self.get(id)?;
+        if exec_id.is_empty() {
+            let p = c.init.clone();
+            return Ok((c, p));
+        }
+        let p = c.execs.lock().ok().and_then(|m| m.get(exec_id).cloned());
+        match p {
+            Some(p) => Ok((c, p)),
+            None => Err(TaskError::NotFound(format!("exec {exec_id} of container {id} not found"))),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.containers
-            .lock()
-            .map(|m| m.is_empty())
-            .unwrap_or(false)
+        self.containers.lock().map(|m| m.is_empty()).unwrap_or(false)
     }
 
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32, TaskError> {
-        no_exec("start", exec_id)?;
-        let c = self.get(id)?;
-        let mut inner = c.inner.lock().await;
-        inner
-            .life
-            .start()
-            .map_err(|e| TaskError::FailedPrecondition(format!("start {id}: {e}")))?;
-        let Some((mut chan, phase)) = inner.chan.take() else {
-            return Err(TaskError::FailedPrecondition(format!(
-                "start {id}: init is gone"
-            )));
-        };
-        let result = async {
-            chan.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
-            let phase = phase
-                .advance(Observed::SentStart)
-                .map_err(|e| e.to_string())?;
-            let seen = chan.recv().await.map_err(|e| e.to_string())?;
-            let observed = seen.as_ref().map_or(Observed::Eof, Observed::Message);
-            phase.advance(observed).map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
-            Ok(_) => {
-                self.events.publish(
+        let (_, p) = self.process(id, exec_id)?;
+        let events = &self.events;
+        let pid = p.pid as u32;
+        let announce = || {
+            if exec_id.is_empty() {
+                events.publish(
                     topics::TASK_START_EVENT_TOPIC,
-                    &TaskStart {
-                        container_id: id.to_string(),
-                        pid: c.pid as u32,
-                        ..Default::default()
-                    },
+                    &TaskStart { container_id: id.into(), pid, ..Default::default() },
                 );
-                Ok(c.pid)
+            } else {
+                let ev =
+                    TaskExecStarted { container_id: id.into(), exec_id: exec_id.into(), pid, ..Default::default() };
+                events.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, &ev);
             }
-            Err(e) => {
-                // The init reports and exits; its TaskExit follows as usual.
-                let _ = sys::pidfd_send_signal(c.pidfd.as_raw_fd(), libc::SIGKILL);
-                Err(TaskError::Internal(if e.starts_with("start ") {
-                    e
-                } else {
-                    format!("start {id}: {e}")
-                }))
-            }
-        }
+        };
+        p.start(announce).await.map_err(|e| {
+            let msg = if e.starts_with("start ") || e.starts_with("exec ") {
+                e
+            } else {
+                format!("start {}: {e}", who(id, exec_id))
+            };
+            TaskError::Internal(msg)
+        })?;
+        Ok(p.pid)
     }
 
-    pub async fn kill(
-        &self,
-        id: &str,
-        exec_id: &str,
-        signal: u32,
-        all: bool,
-    ) -> Result<(), TaskError> {
-        no_exec("kill", exec_id)?;
-        let c = self.get(id)?;
-        if !c.inner.lock().await.life.signalable() {
-            return Err(TaskError::NotFound(format!(
-                "kill {id}: process already finished"
-            )));
-        }
+    pub async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), TaskError> {
+        let (c, p) = self.process(id, exec_id)?;
         let sig = signal as i32;
-        if all {
-            c.cgroup
-                .signal_all(sig)
-                .map_err(|e| TaskError::internal("kill", id, "signal all", e))?;
+        if all && exec_id.is_empty() && p.status().await.0 != Status::Stopped {
+            c.cgroup.signal_all(sig).map_err(|e| TaskError::internal("kill", id, "signal all", e))?;
         }
-        match sys::pidfd_send_signal(c.pidfd.as_raw_fd(), sig) {
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(TaskError::NotFound(format!(
-                "kill {id}: process already finished"
-            ))),
-            r => r.map_err(|e| TaskError::internal("kill", id, &format!("signal {sig}"), e)),
-        }
+        p.signal(sig).await.map_err(|e| match e {
+            SignalError::Finished => TaskError::NotFound(format!("kill {}: {e}", who(id, exec_id))),
+            SignalError::Failed(..) => TaskError::Internal(format!("kill {}: {e}", who(id, exec_id))),
+        })
     }
 
     pub async fn wait(&self, id: &str, exec_id: &str) -> Result<Exit, TaskError> {
-        no_exec("wait", exec_id)?;
-        let c = self.get(id)?;
-        c.wait_exit()
-            .await
-            .ok_or_else(|| TaskError::Internal(format!("wait {id}: exit lost")))
+        let (_, p) = self.process(id, exec_id)?;
+        p.wait_exit().await.ok_or_else(|| TaskError::Internal(format!("wait {}: exit lost", who(id, exec_id))))
     }
 
     pub async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit), TaskError> {
-        no_exec("delete", exec_id)?;
-        let c = self.get(id)?;
-        if c.inner.lock().await.life.status() == Status::Created {
-            // containerd deletes a task that never started (a failed start,
-            // or `ctr run` giving up): kill it and wait for its exit first.
-            let _ = sys::pidfd_send_signal(c.pidfd.as_raw_fd(), libc::SIGKILL);
-            c.wait_exit().await;
+        let (c, p) = self.process(id, exec_id)?;
+        let exit =
+            p.delete().await.map_err(|e| TaskError::FailedPrecondition(format!("delete {}: {e}", who(id, exec_id))))?;
+        if !exec_id.is_empty() {
+            if let Ok(mut m) = c.execs.lock() {
+                m.remove(exec_id);
+            }
+            return Ok((p.pid, exit));
         }
-        let exit = c
-            .inner
-            .lock()
-            .await
-            .life
-            .delete()
-            .map_err(|e| TaskError::FailedPrecondition(format!("delete {id}: {e}")))?;
         c.destroy();
         if let Ok(mut m) = self.containers.lock() {
             m.remove(id);
@@ -224,84 +170,60 @@ impl Shim {
             topics::TASK_DELETE_EVENT_TOPIC,
             &TaskDelete {
                 container_id: id.to_string(),
-                pid: c.pid as u32,
+                pid: p.pid as u32,
                 exit_status: exit.code,
                 exited_at: timestamp(exit.at),
                 ..Default::default()
             },
         );
-        Ok((c.pid, exit))
+        Ok((p.pid, exit))
     }
 
     pub async fn status(
         &self,
         id: &str,
         exec_id: &str,
-    ) -> Result<(Arc<Container>, Status, Option<Exit>), TaskError> {
-        no_exec("state", exec_id)?;
-        let c = self.get(id)?;
-        let (status, exit) = {
-            let inner = c.inner.lock().await;
-            (inner.life.status(), inner.life.exit())
-        };
-        Ok((c, status, exit))
+    ) -> Result<(Arc<Container>, Arc<Process>, Status, Option<Exit>), TaskError> {
+        let (c, p) = self.process(id, exec_id)?;
+        let (status, exit) = p.status().await;
+        Ok((c, p, status, exit))
     }
 
     pub fn pids(&self, id: &str) -> Result<Vec<i32>, TaskError> {
         let c = self.get(id)?;
-        c.cgroup
-            .pids()
-            .map_err(|e| TaskError::internal("pids", id, "list", e))
+        c.cgroup.pids().map_err(|e| TaskError::internal("pids", id, "list", e))
     }
 
     pub fn close_stdin(&self, id: &str, exec_id: &str) -> Result<(), TaskError> {
-        no_exec("close io", exec_id)?;
-        let c = self.get(id)?;
-        if let Ok(mut k) = c.keepers.lock() {
-            k.close_stdin();
-        }
+        let (_, p) = self.process(id, exec_id)?;
+        p.close_stdin();
         Ok(())
     }
 
-    /// Turns the reaper's report into the container's exit: stdio handles
-    /// dropped (containerd's readers see EOF after the last byte), then one
-    /// TaskExit, then Wait released.
-    fn watch_exit(self: &Arc<Self>, c: Arc<Container>, rx: tokio::sync::oneshot::Receiver<u32>) {
+    /// TaskExit for `p` of container `id` (its exec id, or the container id for the init).
+    fn publish_exit_on(&self, p: &Arc<Process>, rx: tokio::sync::oneshot::Receiver<u32>, id: &str, exec_id: &str) {
         let events = self.events.clone();
-        tokio::spawn(async move {
-            let code = rx.await.unwrap_or(128 + libc::SIGKILL as u32);
-            let exit = Exit {
-                code,
-                at: SystemTime::now(),
-            };
-            if let Ok(mut k) = c.keepers.lock() {
-                k.release();
-            }
-            let mut inner = c.inner.lock().await;
-            inner.chan = None;
-            if inner.life.exited(exit) {
-                events.publish(
-                    topics::TASK_EXIT_EVENT_TOPIC,
-                    &TaskExit {
-                        container_id: c.id.clone(),
-                        id: c.id.clone(),
-                        pid: c.pid as u32,
-                        exit_status: code,
-                        exited_at: timestamp(exit.at),
-                        ..Default::default()
-                    },
-                );
-            }
-            drop(inner);
-            c.exited.send_replace(Some(exit));
+        let (container_id, event_id, pid) =
+            (id.to_string(), if exec_id.is_empty() { id } else { exec_id }.to_string(), p.pid as u32);
+        p.watch_exit(rx, move |exit| {
+            events.publish(
+                topics::TASK_EXIT_EVENT_TOPIC,
+                &TaskExit {
+                    container_id,
+                    id: event_id,
+                    pid,
+                    exit_status: exit.code,
+                    exited_at: timestamp(exit.at),
+                    ..Default::default()
+                },
+            );
         });
     }
 }
 
 impl Container {
-    async fn wait_exit(&self) -> Option<Exit> {
-        let mut rx = self.exited.subscribe();
-        rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
+    pub fn exec_pids(&self) -> Vec<(i32, String)> {
+        self.execs.lock().map(|m| m.iter().map(|(id, p)| (p.pid, id.clone())).collect()).unwrap_or_default()
     }
 
     /// Everything the container held on the host, best effort and logged: the
@@ -316,11 +238,7 @@ impl Container {
             }
         }
         if let Err(e) = state::remove(&self.state_dir) {
-            log::warn!(
-                "delete {}: remove state {}: {e}",
-                self.id,
-                self.state_dir.display()
-            );
+            log::warn!("delete {}: remove state {}: {e}", self.id, self.state_dir.display());
         }
     }
 }

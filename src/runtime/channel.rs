@@ -10,15 +10,25 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Process, Spec};
+
+use super::namespaces::NsPlan;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What the init needs beyond the spec.
+/// What the init is to do: a container's init builds the rootfs; an exec
+/// only joins the running container's namespaces.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitConfig {
     pub id: String,
-    pub rootfs: PathBuf,
+    pub plan: NsPlan,
+    pub rootfs: Option<RootfsSetup>,
+    pub process: Process,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RootfsSetup {
+    pub path: PathBuf,
     pub spec: Spec,
 }
 
@@ -47,10 +57,7 @@ fn encode<T: Serialize>(msg: &T) -> io::Result<Vec<u8>> {
 fn frame_len(hdr: [u8; 4]) -> io::Result<usize> {
     let len = u32::from_le_bytes(hdr) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
     }
     Ok(len)
 }
@@ -99,6 +106,16 @@ impl ParentEnd {
     }
 }
 
+impl ParentEnd {
+    /// Sends the config and waits for Ready: the first half of the handshake,
+    /// the same for a container's init and an exec.
+    pub async fn configure(&mut self, cfg: InitConfig) -> Result<Phase, String> {
+        self.send(&ToInit::Config(Box::new(cfg))).await.map_err(|e| format!("send config to init: {e}"))?;
+        let seen = self.recv().await.map_err(|e| format!("read from init: {e}"))?;
+        Phase::ConfigSent.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
+    }
+}
+
 /// Where the handshake stands, as seen by the parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -135,10 +152,7 @@ impl Phase {
             (P::ConfigSent, O::Eof) => Err(HandshakeError::DiedEarly),
             (P::Ready, O::SentStart) => Ok(P::StartSent),
             (P::StartSent, O::Eof) => Ok(P::Execed),
-            (phase, seen) => Err(HandshakeError::OutOfOrder {
-                phase,
-                observed: format!("{seen:?}"),
-            }),
+            (phase, seen) => Err(HandshakeError::OutOfOrder { phase, observed: format!("{seen:?}") }),
         }
     }
 }
@@ -149,9 +163,7 @@ mod tests {
 
     #[test]
     fn the_happy_path() {
-        let p = Phase::ConfigSent
-            .advance(Observed::Message(&FromInit::Ready))
-            .expect("ready");
+        let p = Phase::ConfigSent.advance(Observed::Message(&FromInit::Ready)).expect("ready");
         let p = p.advance(Observed::SentStart).expect("start");
         assert_eq!(p.advance(Observed::Eof), Ok(Phase::Execed));
     }
@@ -163,37 +175,19 @@ mod tests {
             Phase::ConfigSent.advance(Observed::Message(&f)),
             Err(HandshakeError::InitFailed("mount /proc: ENOENT".into()))
         );
-        assert_eq!(
-            Phase::StartSent
-                .advance(Observed::Message(&f))
-                .unwrap_err()
-                .to_string(),
-            "mount /proc: ENOENT"
-        );
-        assert_eq!(
-            Phase::ConfigSent.advance(Observed::Eof),
-            Err(HandshakeError::DiedEarly)
-        );
+        assert_eq!(Phase::StartSent.advance(Observed::Message(&f)).unwrap_err().to_string(), "mount /proc: ENOENT");
+        assert_eq!(Phase::ConfigSent.advance(Observed::Eof), Err(HandshakeError::DiedEarly));
     }
 
     #[test]
     fn out_of_order_is_rejected() {
-        assert!(matches!(
-            Phase::ConfigSent.advance(Observed::SentStart),
-            Err(HandshakeError::OutOfOrder { .. })
-        ));
-        assert!(matches!(
-            Phase::Ready.advance(Observed::Eof),
-            Err(HandshakeError::OutOfOrder { .. })
-        ));
+        assert!(matches!(Phase::ConfigSent.advance(Observed::SentStart), Err(HandshakeError::OutOfOrder { .. })));
+        assert!(matches!(Phase::Ready.advance(Observed::Eof), Err(HandshakeError::OutOfOrder { .. })));
         assert!(matches!(
             Phase::StartSent.advance(Observed::Message(&FromInit::Ready)),
             Err(HandshakeError::OutOfOrder { .. })
         ));
-        assert!(matches!(
-            Phase::Execed.advance(Observed::SentStart),
-            Err(HandshakeError::OutOfOrder { .. })
-        ));
+        assert!(matches!(Phase::Execed.advance(Observed::SentStart), Err(HandshakeError::OutOfOrder { .. })));
     }
 
     #[test]
@@ -201,8 +195,7 @@ mod tests {
         let (a, b) = UnixStream::pair().expect("pair");
         let mut init = InitEnd(a);
         let mut raw = b;
-        raw.write_all(&encode(&ToInit::Start).expect("enc"))
-            .expect("write");
+        raw.write_all(&encode(&ToInit::Start).expect("enc")).expect("write");
         assert!(matches!(init.recv().expect("recv"), Some(ToInit::Start)));
         raw.write_all(&u32::MAX.to_le_bytes()).expect("write");
         assert!(init.recv().is_err());

@@ -12,28 +12,14 @@ use crate::mountopts::MountOptions;
 use crate::sys;
 
 /// The nodes every container gets (as runc creates them): name, major, minor.
-const DEFAULT_NODES: &[(&str, u64, u64)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+const DEFAULT_NODES: &[(&str, u64, u64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 
 pub fn create_default(rootfs: &Path) -> Result<(), InitError> {
     let dev = rootfs.join("dev");
     fs::create_dir_all(&dev).map_err(step("mkdir /dev"))?;
     for (name, major, minor) in DEFAULT_NODES {
-        make_node(
-            &dev.join(name),
-            libc::S_IFCHR,
-            0o666,
-            *major,
-            *minor,
-            Some(0),
-            Some(0),
-        )?;
+        make_node(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, Some(0), Some(0))?;
     }
     let links: &[(&str, &str)] = &[
         ("/proc/self/fd", "fd"),
@@ -97,19 +83,11 @@ pub fn mount_cgroups(dest: &Path, opts: &MountOptions) -> io::Result<()> {
     fs::create_dir_all(dest)?;
     let ro = opts.flags & MS_RDONLY;
     let keep = opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
-    let unified = parse_hierarchies(&mountinfo, "cgroup2")
-        .into_iter()
-        .find(|h| h.mount_point == Path::new("/sys/fs/cgroup"));
+    let unified =
+        parse_hierarchies(&mountinfo, "cgroup2").into_iter().find(|h| h.mount_point == Path::new("/sys/fs/cgroup"));
     if let Some(h) = unified {
-        let path = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap_or("/");
-        return bind(
-            &h.mount_point.join(relative(path, &h.root)),
-            dest,
-            ro | keep,
-        );
+        let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
+        return bind(&h.mount_point.join(relative(path, &h.root)), dest, ro | keep);
     }
     sys::mount(Some("tmpfs"), dest, Some("tmpfs"), keep, Some("mode=755"))?;
     for h in parse_hierarchies(&mountinfo, "cgroup") {
@@ -128,32 +106,18 @@ pub fn mount_cgroups(dest: &Path, opts: &MountOptions) -> io::Result<()> {
         bind(&h.mount_point.join(relative(path, &h.root)), &at, ro | keep)?;
     }
     if ro != 0 {
-        sys::mount(
-            None,
-            dest,
-            None,
-            MS_REMOUNT | MS_RDONLY | keep,
-            Some("mode=755"),
-        )?;
+        sys::mount(None, dest, None, MS_REMOUNT | MS_RDONLY | keep, Some("mode=755"))?;
     }
     Ok(())
 }
 
 fn relative<'a>(path: &'a str, root: &Path) -> &'a str {
     let root = root.to_str().unwrap_or("/");
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .trim_start_matches('/')
+    path.strip_prefix(root).unwrap_or(path).trim_start_matches('/')
 }
 
 fn bind(src: &Path, dest: &Path, flags: u64) -> io::Result<()> {
-    sys::mount(
-        Some(&src.to_string_lossy()),
-        dest,
-        None,
-        MS_BIND | MS_REC,
-        None,
-    )?;
+    sys::mount(Some(&src.to_string_lossy()), dest, None, MS_BIND | MS_REC, None)?;
     if flags != 0 {
         sys::mount(None, dest, None, MS_BIND | MS_REMOUNT | flags, None)?;
     }
@@ -183,11 +147,7 @@ fn parse_hierarchies(mountinfo: &str, fstype: &str) -> Vec<Hierarchy> {
                 })
                 .collect::<Vec<_>>()
                 .join(",");
-            Some(Hierarchy {
-                root: PathBuf::from(pre.get(3)?),
-                mount_point: PathBuf::from(pre.get(4)?),
-                controllers,
-            })
+            Some(Hierarchy { root: PathBuf::from(pre.get(3)?), mount_point: PathBuf::from(pre.get(4)?), controllers })
         })
         .collect()
 }
@@ -210,10 +170,7 @@ mod tests {
         assert_eq!(h[0].mount_point, PathBuf::from("/sys/fs/cgroup/memory"));
         assert_eq!(h[0].controllers, "memory");
         assert_eq!(h[1].controllers, "name=systemd");
-        assert_eq!(
-            parse_hierarchies(MOUNTINFO, "cgroup2")[0].mount_point,
-            PathBuf::from("/sys/fs/cgroup/unified")
-        );
+        assert_eq!(parse_hierarchies(MOUNTINFO, "cgroup2")[0].mount_point, PathBuf::from("/sys/fs/cgroup/unified"));
     }
 
     #[test]

@@ -18,10 +18,7 @@ pub const CHANNEL_FD: i32 = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("{step}: {source}")]
-    Step {
-        step: String,
-        source: std::io::Error,
-    },
+    Step { step: String, source: std::io::Error },
     #[error("{0}")]
     Msg(String),
 }
@@ -46,7 +43,7 @@ pub fn main() -> ! {
     };
     let exec = match prepare(&cfg) {
         Ok(exec) => exec,
-        Err(e) => fail(&mut chan, &format!("create {}: {e}", cfg.id)),
+        Err(e) => fail(&mut chan, &format!("{} {}: {e}", if cfg.rootfs.is_some() { "create" } else { "exec" }, cfg.id)),
     };
     if chan.send(&FromInit::Ready).is_err() {
         sys::exit_now(1);
@@ -58,10 +55,7 @@ pub fn main() -> ! {
     sys::reset_signals();
     sys::set_umask(exec.umask);
     let err = sys::execve(&exec.path, &exec.args, &exec.env);
-    fail(
-        &mut chan,
-        &format!("start {}: exec {:?}: {err}", cfg.id, exec.path),
-    )
+    fail(&mut chan, &format!("start {}: exec {:?}: {err}", cfg.id, exec.path))
 }
 
 fn fail(chan: &mut InitEnd, msg: &str) -> ! {
@@ -70,28 +64,23 @@ fn fail(chan: &mut InitEnd, msg: &str) -> ! {
 }
 
 fn prepare(cfg: &InitConfig) -> Result<process::Exec, InitError> {
-    let spec = &cfg.spec;
-    let plan = NsPlan::from_spec(spec);
-    join_namespaces(&plan)?;
-    if plan.new_cgroupns {
-        sys::unshare(libc::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
+    let plan = &cfg.plan;
+    join_namespaces(plan)?;
+    if let Some(root) = &cfg.rootfs {
+        if plan.new_cgroupns {
+            sys::unshare(libc::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
+        }
+        rootfs::prepare(&root.spec, &root.path)?;
+        set_hostname(&root.spec, plan)?;
     }
-    rootfs::prepare(spec, &cfg.rootfs)?;
-    set_hostname(spec, &plan)?;
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| InitError::Msg("process: must be set".into()))?;
-    process::setup(process)
+    process::setup(&cfg.process)
 }
 
 fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {
     for (nstype, path) in &plan.join {
-        let f = std::fs::File::open(path)
-            .map_err(step(format!("open namespace {}", path.display())))?;
+        let f = std::fs::File::open(path).map_err(step(format!("open namespace {}", path.display())))?;
         use std::os::fd::AsRawFd;
-        sys::setns(f.as_raw_fd(), *nstype)
-            .map_err(step(format!("join namespace {}", path.display())))?;
+        sys::setns(f.as_raw_fd(), *nstype).map_err(step(format!("join namespace {}", path.display())))?;
     }
     Ok(())
 }
@@ -101,9 +90,7 @@ fn set_hostname(spec: &Spec, plan: &NsPlan) -> Result<(), InitError> {
         return Ok(());
     };
     if !plan.new_uts {
-        return Err(InitError::Msg(
-            "hostname: setting it needs a new uts namespace".into(),
-        ));
+        return Err(InitError::Msg("hostname: setting it needs a new uts namespace".into()));
     }
     sys::sethostname(name).map_err(step(format!("sethostname {name:?}")))
 }

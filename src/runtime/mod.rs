@@ -58,12 +58,7 @@ impl Runtime {
             .collect::<io::Result<_>>()?;
         let exec = sys::ExecPlan {
             exe: exe.as_raw_fd(),
-            fds: [
-                high[0].as_raw_fd(),
-                high[1].as_raw_fd(),
-                high[2].as_raw_fd(),
-                high[3].as_raw_fd(),
-            ],
+            fds: [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd(), high[3].as_raw_fd()],
             argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
             envp: Vec::new(),
         };
@@ -74,11 +69,7 @@ impl Runtime {
         drop(high);
         drop(child);
         parent.set_nonblocking(true)?;
-        Ok(Spawned {
-            pid,
-            pidfd,
-            chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?),
-        })
+        Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?) })
     }
 }
 
@@ -86,14 +77,9 @@ impl Runtime {
 /// `path` (setns for pid only changes where children go), then switches back.
 fn in_pid_namespace<T>(path: &std::path::Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let own = File::open("/proc/thread-self/ns/pid_for_children")?;
-    let target = File::open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
-    sys::setns(target.as_raw_fd(), libc::CLONE_NEWPID).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("join pid namespace {}: {e}", path.display()),
-        )
-    })?;
+    let target = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
+    sys::setns(target.as_raw_fd(), libc::CLONE_NEWPID)
+        .map_err(|e| io::Error::new(e.kind(), format!("join pid namespace {}: {e}", path.display())))?;
     let r = f();
     sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID)?;
     r

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NsPlan {
     /// CLONE_NEW* flags for clone3.
     pub clone_flags: u64,
@@ -35,11 +35,7 @@ fn flag(t: LinuxNamespaceType) -> i32 {
 impl NsPlan {
     pub fn from_spec(spec: &Spec) -> NsPlan {
         let mut plan = NsPlan::default();
-        let namespaces = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.namespaces().clone())
-            .unwrap_or_default();
+        let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
         // The mount namespace is joined last: after it, paths of the others may no longer resolve.
         let mut mnt_join = None;
         for ns in namespaces {
@@ -61,6 +57,22 @@ impl NsPlan {
         }
         plan
     }
+
+    /// An exec joins every namespace of the container's init, mount last.
+    pub fn for_exec(init_pid: i32) -> NsPlan {
+        let ns = |name: &str| PathBuf::from(format!("/proc/{init_pid}/ns/{name}"));
+        NsPlan {
+            join: vec![
+                (libc::CLONE_NEWIPC, ns("ipc")),
+                (libc::CLONE_NEWUTS, ns("uts")),
+                (libc::CLONE_NEWNET, ns("net")),
+                (libc::CLONE_NEWCGROUP, ns("cgroup")),
+                (libc::CLONE_NEWNS, ns("mnt")),
+            ],
+            join_pid: Some(ns("pid")),
+            ..NsPlan::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -80,9 +92,7 @@ mod tests {
         let p = NsPlan::from_spec(&spec(serde_json::json!([
             {"type": "pid"}, {"type": "mount"}, {"type": "network"}, {"type": "cgroup"}, {"type": "uts"}
         ])));
-        let want =
-            (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWUTS)
-                as u64;
+        let want = (libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWUTS) as u64;
         assert_eq!(p.clone_flags, want);
         assert!(p.new_cgroupns && p.new_uts && p.new_pid);
         assert!(p.join.is_empty() && p.join_pid.is_none());
@@ -105,5 +115,13 @@ mod tests {
             ]
         );
         assert!(!p.new_pid);
+    }
+
+    #[test]
+    fn exec_joins_all_of_the_inits_namespaces_mount_last() {
+        let p = NsPlan::for_exec(42);
+        assert_eq!(p.join_pid, Some(PathBuf::from("/proc/42/ns/pid")));
+        assert_eq!(p.join.last(), Some(&(libc::CLONE_NEWNS, PathBuf::from("/proc/42/ns/mnt"))));
+        assert_eq!((p.clone_flags, p.new_cgroupns, p.new_uts), (0, false, false));
     }
 }

@@ -60,15 +60,11 @@ const CAPS: &[&str] = &[
 pub fn cap_mask(set: &Option<Capabilities>, what: &str) -> Result<u64, InitError> {
     let mut mask = 0u64;
     for cap in set.iter().flatten() {
-        let name = serde_json::to_value(cap)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let bit = CAPS.iter().position(|c| *c == name).ok_or_else(|| {
-            InitError::Msg(format!(
-                "process.capabilities.{what}: unknown capability {name:?}"
-            ))
-        })?;
+        let name = serde_json::to_value(cap).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let bit = CAPS
+            .iter()
+            .position(|c| *c == name)
+            .ok_or_else(|| InitError::Msg(format!("process.capabilities.{what}: unknown capability {name:?}")))?;
         mask |= 1 << bit;
     }
     Ok(mask)
@@ -114,8 +110,7 @@ pub fn setup(p: &Process) -> Result<Exec, InitError> {
         let bounding = cap_mask(c.bounding(), "bounding")?;
         for cap in 0..=last_cap() {
             if bounding & (1 << cap) == 0 {
-                sys::drop_bounding_cap(cap)
-                    .map_err(step(format!("drop capability {cap} from the bounding set")))?;
+                sys::drop_bounding_cap(cap).map_err(step(format!("drop capability {cap} from the bounding set")))?;
             }
         }
     }
@@ -123,14 +118,9 @@ pub fn setup(p: &Process) -> Result<Exec, InitError> {
     sys::set_keep_caps(true).map_err(step("keep capabilities"))?;
     let gids: Vec<u32> = user.additional_gids().clone().unwrap_or_default();
     sys::set_groups(&gids).map_err(step(format!("setgroups {gids:?}")))?;
-    sys::set_ids(user.uid(), user.gid()).map_err(step(format!(
-        "set uid {} gid {}",
-        user.uid(),
-        user.gid()
-    )))?;
+    sys::set_ids(user.uid(), user.gid()).map_err(step(format!("set uid {} gid {}", user.uid(), user.gid())))?;
     sys::set_keep_caps(false).map_err(step("clear keep-capabilities"))?;
-    std::env::set_current_dir(p.cwd())
-        .map_err(step(format!("chdir to cwd {}", p.cwd().display())))?;
+    std::env::set_current_dir(p.cwd()).map_err(step(format!("chdir to cwd {}", p.cwd().display())))?;
     if let Some(c) = caps {
         let (e, pm, i) = (
             cap_mask(c.effective(), "effective")?,
@@ -140,10 +130,7 @@ pub fn setup(p: &Process) -> Result<Exec, InitError> {
         sys::capset(e, pm, i).map_err(step("set capabilities"))?;
         let ambient = cap_mask(c.ambient(), "ambient")?;
         for cap in (0..64).filter(|b| ambient & (1 << b) != 0) {
-            sys::raise_ambient_cap(cap).map_err(step(format!(
-                "raise ambient capability {}",
-                CAPS[cap as usize]
-            )))?;
+            sys::raise_ambient_cap(cap).map_err(step(format!("raise ambient capability {}", CAPS[cap as usize])))?;
         }
     }
     if p.no_new_privileges() == Some(true) {
@@ -157,14 +144,8 @@ pub fn setup(p: &Process) -> Result<Exec, InitError> {
     };
     Ok(Exec {
         path: cstr(&path.to_string_lossy(), "args")?,
-        args: args
-            .iter()
-            .map(|a| cstr(a, "args"))
-            .collect::<Result<_, _>>()?,
-        env: env
-            .iter()
-            .map(|e| cstr(e, "env"))
-            .collect::<Result<_, _>>()?,
+        args: args.iter().map(|a| cstr(a, "args")).collect::<Result<_, _>>()?,
+        env: env.iter().map(|e| cstr(e, "env")).collect::<Result<_, _>>()?,
         umask: user.umask().unwrap_or(0o022),
     })
 }
@@ -181,41 +162,25 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// execvp's lookup, done before Create returns so a missing binary fails
 /// Create (as with runc) instead of surfacing as exit 127 after Start.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
-    let is_exec = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
+    let is_exec = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if name.contains('/') {
         return match std::fs::metadata(name) {
             Err(e) => Err(InitError::Msg(format!("exec: {name:?}: {e}"))),
-            Ok(_) if !is_exec(Path::new(name)) => {
-                Err(InitError::Msg(format!("exec: {name:?}: permission denied")))
-            }
+            Ok(_) if !is_exec(Path::new(name)) => Err(InitError::Msg(format!("exec: {name:?}: permission denied"))),
             Ok(_) => Ok(PathBuf::from(name)),
         };
     }
-    let path = env
-        .iter()
-        .rev()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
+    let path = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(name))
         .find(|p| is_exec(p))
-        .ok_or_else(|| {
-            InitError::Msg(format!(
-                "exec: {name:?}: executable file not found in $PATH"
-            ))
-        })
+        .ok_or_else(|| InitError::Msg(format!("exec: {name:?}: executable file not found in $PATH")))
 }
 
 /// Names in a set, for tests.
 #[cfg(test)]
 fn cap_names(mask: u64) -> std::collections::HashSet<&'static str> {
-    CAPS.iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, n)| *n)
-        .collect()
+    CAPS.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| *n).collect()
 }
 
 #[cfg(test)]
@@ -225,18 +190,11 @@ mod tests {
 
     #[test]
     fn capability_masks_follow_kernel_numbers() {
-        let set: Capabilities = serde_json::from_value(serde_json::json!([
-            "CAP_CHOWN",
-            "CAP_KILL",
-            "CAP_SYS_ADMIN"
-        ]))
-        .expect("caps");
+        let set: Capabilities =
+            serde_json::from_value(serde_json::json!(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"])).expect("caps");
         let m = cap_mask(&Some(set), "bounding").expect("mask");
         assert_eq!(m, (1 << 0) | (1 << 5) | (1 << 21));
-        assert_eq!(
-            cap_names(m),
-            HashSet::from(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"])
-        );
+        assert_eq!(cap_names(m), HashSet::from(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"]));
         assert_eq!(cap_mask(&None, "effective").expect("none"), 0);
     }
 
@@ -244,23 +202,10 @@ mod tests {
     fn executables_are_found_on_path_or_refused() {
         let env = vec!["PATH=/nonexistent:/bin:/usr/bin".to_string()];
         assert!(find_executable("sh", &env).expect("sh").ends_with("sh"));
-        let e = find_executable("no-such-binary-xyz", &env)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "exec: \"no-such-binary-xyz\": executable file not found in $PATH"
-        );
-        let e = find_executable("/no/such/file", &env)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("exec: \"/no/such/file\": No such file"),
-            "{e}"
-        );
-        assert!(find_executable("/etc/passwd", &env)
-            .unwrap_err()
-            .to_string()
-            .contains("permission denied"));
+        let e = find_executable("no-such-binary-xyz", &env).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"no-such-binary-xyz\": executable file not found in $PATH");
+        let e = find_executable("/no/such/file", &env).unwrap_err().to_string();
+        assert!(e.starts_with("exec: \"/no/such/file\": No such file"), "{e}");
+        assert!(find_executable("/etc/passwd", &env).unwrap_err().to_string().contains("permission denied"));
     }
 }

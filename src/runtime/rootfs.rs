@@ -33,13 +33,9 @@ pub fn resolve_in_root(root: &Path, unsafe_path: &Path) -> Result<PathBuf, InitE
             Ok(md) if md.file_type().is_symlink() => {
                 links += 1;
                 if links > 255 {
-                    return Err(InitError::Msg(format!(
-                        "resolve {}: too many symlinks",
-                        unsafe_path.display()
-                    )));
+                    return Err(InitError::Msg(format!("resolve {}: too many symlinks", unsafe_path.display())));
                 }
-                let target = fs::read_link(&candidate)
-                    .map_err(step(format!("readlink {}", candidate.display())))?;
+                let target = fs::read_link(&candidate).map_err(step(format!("readlink {}", candidate.display())))?;
                 if target.is_absolute() {
                     done.clear();
                 }
@@ -67,24 +63,16 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<(), InitError> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(mountopts::propagation)
         .unwrap_or(MS_SLAVE | MS_REC);
-    sys::mount(None, Path::new("/"), None, propagation, None)
-        .map_err(step("set propagation of /"))?;
+    sys::mount(None, Path::new("/"), None, propagation, None).map_err(step("set propagation of /"))?;
     // pivot_root needs the new root to be a mount point.
-    sys::mount(
-        Some(&rootfs.to_string_lossy()),
-        rootfs,
-        Some("bind"),
-        MS_BIND | MS_REC,
-        None,
-    )
-    .map_err(step(format!("bind rootfs {}", rootfs.display())))?;
+    sys::mount(Some(&rootfs.to_string_lossy()), rootfs, Some("bind"), MS_BIND | MS_REC, None)
+        .map_err(step(format!("bind rootfs {}", rootfs.display())))?;
     let mounts = spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
         mount_one(rootfs, m)?;
     }
     let dev_from_host = mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind()
+        m.destination() == Path::new("/dev") && mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind()
     });
     if !dev_from_host {
         super::devices::create_default(rootfs)?;
@@ -97,10 +85,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<(), InitError> {
                 LinuxDeviceType::B => libc::S_IFBLK,
                 LinuxDeviceType::P => libc::S_IFIFO,
                 LinuxDeviceType::A => {
-                    return Err(InitError::Msg(format!(
-                        "linux.devices: {}: type a is not a node",
-                        d.path().display()
-                    )))
+                    return Err(InitError::Msg(format!("linux.devices: {}: type a is not a node", d.path().display())))
                 }
             };
             super::devices::make_node(
@@ -135,67 +120,38 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), InitError> {
     let typ = m.typ().as_deref().unwrap_or("none");
     let opts = mountopts::parse(m.options().as_deref().unwrap_or_default());
     if typ == "cgroup" || typ == "cgroup2" {
-        return super::devices::mount_cgroups(&dest, &opts)
-            .map_err(step(format!("mount cgroup on {shown}")));
+        return super::devices::mount_cgroups(&dest, &opts).map_err(step(format!("mount cgroup on {shown}")));
     }
     if opts.is_bind() {
-        let source = m
-            .source()
-            .as_ref()
-            .ok_or_else(|| InitError::Msg(format!("mount {shown}: bind mount without a source")))?;
-        let md = fs::metadata(source)
-            .map_err(step(format!("mount {shown}: source {}", source.display())))?;
+        let source =
+            m.source().as_ref().ok_or_else(|| InitError::Msg(format!("mount {shown}: bind mount without a source")))?;
+        let md = fs::metadata(source).map_err(step(format!("mount {shown}: source {}", source.display())))?;
         if md.is_dir() {
-            fs::create_dir_all(&dest)
-                .map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
+            fs::create_dir_all(&dest).map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
         } else {
             if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent)
-                    .map_err(step(format!("mount {shown}: mkdir {}", parent.display())))?;
+                fs::create_dir_all(parent).map_err(step(format!("mount {shown}: mkdir {}", parent.display())))?;
             }
             if fs::symlink_metadata(&dest).is_err() {
-                fs::File::create(&dest)
-                    .map_err(step(format!("mount {shown}: create {}", dest.display())))?;
+                fs::File::create(&dest).map_err(step(format!("mount {shown}: create {}", dest.display())))?;
             }
         }
         let src = source.to_string_lossy();
-        sys::mount(
-            Some(&src),
-            &dest,
-            None,
-            opts.flags & (MS_BIND | MS_REC),
-            None,
-        )
-        .map_err(step(format!("bind {src} on {shown}")))?;
+        sys::mount(Some(&src), &dest, None, opts.flags & (MS_BIND | MS_REC), None)
+            .map_err(step(format!("bind {src} on {shown}")))?;
         let extra = opts.flags & !(MS_BIND | MS_REC | MS_REMOUNT);
         if extra != 0 {
-            sys::mount(None, &dest, None, MS_REMOUNT | MS_BIND | extra, None).map_err(step(
-                format!(
-                    "remount {shown} with {:?}",
-                    m.options().as_deref().unwrap_or_default()
-                ),
-            ))?;
+            sys::mount(None, &dest, None, MS_REMOUNT | MS_BIND | extra, None)
+                .map_err(step(format!("remount {shown} with {:?}", m.options().as_deref().unwrap_or_default())))?;
         }
     } else {
-        fs::create_dir_all(&dest)
-            .map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
-        let source = m
-            .source()
-            .as_ref()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| typ.to_string());
-        sys::mount(
-            Some(&source),
-            &dest,
-            Some(typ),
-            opts.flags,
-            opts.data_string().as_deref(),
-        )
-        .map_err(step(format!("mount {typ} on {shown}")))?;
+        fs::create_dir_all(&dest).map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
+        let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.to_string());
+        sys::mount(Some(&source), &dest, Some(typ), opts.flags, opts.data_string().as_deref())
+            .map_err(step(format!("mount {typ} on {shown}")))?;
     }
     if opts.propagation != 0 {
-        sys::mount(None, &dest, None, opts.propagation, None)
-            .map_err(step(format!("set propagation of {shown}")))?;
+        sys::mount(None, &dest, None, opts.propagation, None).map_err(step(format!("set propagation of {shown}")))?;
     }
     Ok(())
 }
@@ -205,8 +161,7 @@ fn pivot(rootfs: &Path) -> Result<(), InitError> {
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching
     // it then leaves only the new root, with no directory to hold the old one.
     sys::pivot_root(Path::new("."), Path::new(".")).map_err(step("pivot_root"))?;
-    sys::mount(None, Path::new("."), None, MS_SLAVE | MS_REC, None)
-        .map_err(step("make old root a slave"))?;
+    sys::mount(None, Path::new("."), None, MS_SLAVE | MS_REC, None).map_err(step("make old root a slave"))?;
     sys::umount_detach(Path::new(".")).map_err(step("detach old root"))?;
     std::env::set_current_dir("/").map_err(step("chdir /"))?;
     Ok(())
@@ -229,8 +184,7 @@ fn readonly(path: &Path) -> Result<(), InitError> {
         return Ok(());
     }
     let s = path.to_string_lossy();
-    sys::mount(Some(&s), path, None, MS_BIND | MS_REC, None)
-        .map_err(step(format!("bind {s} read-only")))?;
+    sys::mount(Some(&s), path, None, MS_BIND | MS_REC, None).map_err(step(format!("bind {s} read-only")))?;
     remount_ro(path, true).map_err(step(format!("remount {s} read-only")))
 }
 
@@ -239,13 +193,7 @@ fn readonly(path: &Path) -> Result<(), InitError> {
 fn remount_ro(path: &Path, rec: bool) -> std::io::Result<()> {
     let keep = sys::mount_flags(path)?;
     let rec = if rec { MS_REC } else { 0 };
-    sys::mount(
-        None,
-        path,
-        None,
-        MS_BIND | MS_REMOUNT | MS_RDONLY | rec | keep,
-        None,
-    )
+    sys::mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | rec | keep, None)
 }
 
 #[cfg(test)]
@@ -263,14 +211,8 @@ mod tests {
     #[test]
     fn dotdot_stops_at_the_root() {
         let r = tmp("dotdot");
-        assert_eq!(
-            resolve_in_root(&r, Path::new("/../../etc/passwd")).expect("ok"),
-            r.join("etc/passwd")
-        );
-        assert_eq!(
-            resolve_in_root(&r, Path::new("/a/../../b")).expect("ok"),
-            r.join("b")
-        );
+        assert_eq!(resolve_in_root(&r, Path::new("/../../etc/passwd")).expect("ok"), r.join("etc/passwd"));
+        assert_eq!(resolve_in_root(&r, Path::new("/a/../../b")).expect("ok"), r.join("b"));
         fs::remove_dir_all(&r).expect("cleanup");
     }
 
@@ -280,18 +222,9 @@ mod tests {
         symlink("/etc", r.join("abs")).expect("symlink");
         symlink("../../../../etc", r.join("etc/rel")).expect("symlink");
         symlink("/", r.join("etc/top")).expect("symlink");
-        assert_eq!(
-            resolve_in_root(&r, Path::new("/abs/x")).expect("ok"),
-            r.join("etc/x")
-        );
-        assert_eq!(
-            resolve_in_root(&r, Path::new("/etc/rel/y")).expect("ok"),
-            r.join("etc/y")
-        );
-        assert_eq!(
-            resolve_in_root(&r, Path::new("/etc/top/data")).expect("ok"),
-            r.join("data")
-        );
+        assert_eq!(resolve_in_root(&r, Path::new("/abs/x")).expect("ok"), r.join("etc/x"));
+        assert_eq!(resolve_in_root(&r, Path::new("/etc/rel/y")).expect("ok"), r.join("etc/y"));
+        assert_eq!(resolve_in_root(&r, Path::new("/etc/top/data")).expect("ok"), r.join("data"));
         fs::remove_dir_all(&r).expect("cleanup");
     }
 

@@ -73,21 +73,9 @@ const LINUX: &[&str] = &[
 ];
 const ROOT: &[&str] = &["path", "readonly"];
 const USER: &[&str] = &["uid", "gid", "umask", "additionalGids", "username"];
-const CAPS: &[&str] = &[
-    "bounding",
-    "effective",
-    "inheritable",
-    "permitted",
-    "ambient",
-];
-pub const HOOK_KINDS: &[&str] = &[
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+const CAPS: &[&str] = &["bounding", "effective", "inheritable", "permitted", "ambient"];
+pub const HOOK_KINDS: &[&str] =
+    &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 const HOOK: &[&str] = &["path", "args", "env", "timeout"];
 
 /// Keys whose loss would give a weaker container than the user asked for.
@@ -205,7 +193,9 @@ fn misplaced_hooks(obj: &Map<String, Value>, prefix: &str, out: &mut Vec<Finding
         out.push(Finding {
             severity: Severity::Warning,
             path: format!("{prefix}{key}"),
-            message: format!("{prefix}{key} is not where OCI hooks go and will not run; did you mean hooks (top level)?"),
+            message: format!(
+                "{prefix}{key} is not where OCI hooks go and will not run; did you mean hooks (top level)?"
+            ),
         });
     }
 }
@@ -240,10 +230,7 @@ mod tests {
     fn miscased_hook_is_a_warning_with_the_fix() {
         let f = one(json!({"hooks": {"Poststart": []}}));
         assert_eq!(f.severity, Severity::Warning);
-        assert_eq!(
-            f.message,
-            "hooks.Poststart is not an OCI hook and will not run; did you mean hooks.poststart?"
-        );
+        assert_eq!(f.message, "hooks.Poststart is not an OCI hook and will not run; did you mean hooks.poststart?");
     }
 
     #[test]
@@ -255,10 +242,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_and_valid_keys_pass() {
-        assert!(lint(
-            &json!({"ociVersion": "1", "process": {"args": ["x"]}, "linux": {"namespaces": []}})
-        )
-        .is_empty());
+        assert!(lint(&json!({"ociVersion": "1", "process": {"args": ["x"]}, "linux": {"namespaces": []}})).is_empty());
         let f = one(json!({"myExtension": 1}));
         assert_eq!(f.severity, Severity::Warning);
     }

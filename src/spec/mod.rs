@@ -14,15 +14,9 @@ pub use lint::{Finding, Severity};
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("parse {path}: {source}")]
-    Syntax {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Syntax { path: PathBuf, source: serde_json::Error },
     #[error("{0}")]
     Invalid(String),
 }
@@ -34,10 +28,7 @@ pub struct Loaded {
 
 pub fn load(bundle: &Path) -> Result<Loaded, SpecError> {
     let path = bundle.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|source| SpecError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = std::fs::read(&path).map_err(|source| SpecError::Read { path: path.clone(), source })?;
     parse(&bytes).map_err(|e| match e {
         SpecError::Syntax { source, .. } => SpecError::Syntax { path, source },
         other => other,
@@ -45,10 +36,7 @@ pub fn load(bundle: &Path) -> Result<Loaded, SpecError> {
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Loaded, SpecError> {
-    let syntax = |source| SpecError::Syntax {
-        path: PathBuf::from("config.json"),
-        source,
-    };
+    let syntax = |source| SpecError::Syntax { path: PathBuf::from("config.json"), source };
     let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(syntax)?;
     let findings = lint::lint(&raw);
     if let Some(err) = findings.iter().find(|f| f.severity == Severity::Error) {
@@ -56,10 +44,7 @@ pub fn parse(bytes: &[u8]) -> Result<Loaded, SpecError> {
     }
     let spec: Spec = serde_json::from_value(raw).map_err(syntax)?;
     validate(&spec)?;
-    Ok(Loaded {
-        spec,
-        warnings: findings,
-    })
+    Ok(Loaded { spec, warnings: findings })
 }
 
 fn invalid(msg: String) -> SpecError {
@@ -73,18 +58,12 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
     if spec.root().is_none() {
         return Err(invalid("root: must be set".into()));
     }
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| invalid("process: must be set".into()))?;
+    let process = spec.process().as_ref().ok_or_else(|| invalid("process: must be set".into()))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("process.args: must name the program to run".into()));
     }
     if !process.cwd().is_absolute() {
-        return Err(invalid(format!(
-            "process.cwd: {:?} must be an absolute path",
-            process.cwd()
-        )));
+        return Err(invalid(format!("process.cwd: {:?} must be an absolute path", process.cwd())));
     }
     if let Some(rlimits) = process.rlimits() {
         for (i, r) in rlimits.iter().enumerate() {
@@ -99,26 +78,14 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
-            return Err(invalid(format!(
-                "mounts[{i}].destination: {:?} must be an absolute path",
-                m.destination()
-            )));
+            return Err(invalid(format!("mounts[{i}].destination: {:?} must be an absolute path", m.destination())));
         }
     }
     if process.terminal() == Some(true) {
-        return Err(invalid(
-            "process.terminal: terminals are not supported yet".into(),
-        ));
+        return Err(invalid("process.terminal: terminals are not supported yet".into()));
     }
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-        && apparmor_enabled()
-    {
-        return Err(invalid(
-            "process.apparmorProfile: AppArmor profiles are not supported yet".into(),
-        ));
+    if process.apparmor_profile().as_ref().is_some_and(|p| !p.is_empty()) && apparmor_enabled() {
+        return Err(invalid("process.apparmorProfile: AppArmor profiles are not supported yet".into()));
     }
     let Some(linux) = spec.linux() else {
         return Err(invalid("linux: must be set on Linux".into()));
@@ -127,59 +94,42 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         let typ = ns.typ();
         if !seen.insert(typ) {
-            return Err(invalid(format!(
-                "linux.namespaces[{i}]: duplicate namespace {typ}"
-            )));
+            return Err(invalid(format!("linux.namespaces[{i}]: duplicate namespace {typ}")));
         }
         match typ {
             LinuxNamespaceType::User => {
-                return Err(invalid(format!(
-                    "linux.namespaces[{i}]: user namespaces are not supported yet"
-                )))
+                return Err(invalid(format!("linux.namespaces[{i}]: user namespaces are not supported yet")))
             }
             LinuxNamespaceType::Time => {
-                return Err(invalid(format!(
-                    "linux.namespaces[{i}]: time namespaces are not supported yet"
-                )))
+                return Err(invalid(format!("linux.namespaces[{i}]: time namespaces are not supported yet")))
             }
             _ => {}
         }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
-                return Err(invalid(format!(
-                    "linux.namespaces[{i}].path: {p:?} must be an absolute path"
-                )));
+                return Err(invalid(format!("linux.namespaces[{i}].path: {p:?} must be an absolute path")));
             }
         }
     }
     if !seen.contains(&LinuxNamespaceType::Mount) {
-        return Err(invalid(
-            "linux.namespaces: a mount namespace is required".into(),
-        ));
+        return Err(invalid("linux.namespaces: a mount namespace is required".into()));
     }
     if linux.seccomp().is_some() {
-        return Err(invalid(
-            "linux.seccomp: seccomp is not supported yet".into(),
-        ));
+        return Err(invalid("linux.seccomp: seccomp is not supported yet".into()));
     }
     if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(invalid(
-            "linux.sysctl: sysctls are not supported yet".into(),
-        ));
+        return Err(invalid("linux.sysctl: sysctls are not supported yet".into()));
     }
     if let Some(p) = linux.rootfs_propagation() {
         if crate::mountopts::propagation(p).is_none() {
-            return Err(invalid(format!(
-                "linux.rootfsPropagation: {p:?} is not a propagation mode"
-            )));
+            return Err(invalid(format!("linux.rootfsPropagation: {p:?} is not a propagation mode")));
         }
     }
     Ok(())
 }
 
 fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y")
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.trim() == "Y")
 }
 
 #[cfg(test)]
@@ -228,16 +178,10 @@ mod tests {
         assert_eq!(err(v), "linux.namespaces[1]: duplicate namespace mnt");
         let mut v = base();
         v["mounts"] = json!([{"destination": "data", "type": "bind", "source": "/x"}]);
-        assert_eq!(
-            err(v),
-            "mounts[0].destination: \"data\" must be an absolute path"
-        );
+        assert_eq!(err(v), "mounts[0].destination: \"data\" must be an absolute path");
         let mut v = base();
         v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}]);
-        assert_eq!(
-            err(v),
-            "process.rlimits[0]: soft limit 10 exceeds hard limit 5"
-        );
+        assert_eq!(err(v), "process.rlimits[0]: soft limit 10 exceeds hard limit 5");
     }
 
     #[test]

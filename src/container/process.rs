@@ -1,0 +1,143 @@
+//! One process of a container, its init or an exec: its pid and pidfd, its
+//! stdio handles, its lifecycle, the handshake with it until it execs, and
+//! its exit. The caller decides which events a transition means.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::{oneshot, watch};
+
+use super::lifecycle::{Exit, Illegal, Lifecycle, Status};
+use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
+use crate::runtime::Spawned;
+use crate::stdio::Keepers;
+use crate::sys;
+
+pub struct IoPaths {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+pub struct Process {
+    pub pid: i32,
+    pidfd: OwnedFd,
+    pub io: IoPaths,
+    keepers: Mutex<Keepers>,
+    inner: tokio::sync::Mutex<Inner>,
+    exited: watch::Sender<Option<Exit>>,
+}
+
+struct Inner {
+    life: Lifecycle,
+    chan: Option<(ParentEnd, Phase)>,
+}
+
+/// The process is gone; a signal has nobody to reach.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("process already finished")]
+    Finished,
+    #[error("signal {0}: {1}")]
+    Failed(i32, std::io::Error),
+}
+
+impl Process {
+    /// A spawned process that answered Ready.
+    pub fn new(spawned: Spawned, phase: Phase, io: IoPaths, keepers: Keepers) -> Arc<Process> {
+        Arc::new(Process {
+            pid: spawned.pid,
+            pidfd: spawned.pidfd,
+            io,
+            keepers: Mutex::new(keepers),
+            inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
+            exited: watch::channel(None).0,
+        })
+    }
+
+    /// Lets the process exec. `on_started` runs with the lock still held, so
+    /// whatever it queues (TaskStart) precedes whatever the exit queues.
+    pub async fn start(&self, on_started: impl FnOnce()) -> Result<(), String> {
+        let mut inner = self.inner.lock().await;
+        inner.life.start().map_err(|e| e.to_string())?;
+        let Some((mut chan, phase)) = inner.chan.take() else {
+            return Err("the process is gone".into());
+        };
+        let result = async {
+            chan.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
+            let phase = phase.advance(Observed::SentStart).map_err(|e| e.to_string())?;
+            let seen = chan.recv().await.map_err(|e| e.to_string())?;
+            phase.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(_) => {
+                on_started();
+                Ok(())
+            }
+            Err(e) => {
+                // It reports and exits; its exit is handled as any other.
+                let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn signal(&self, sig: i32) -> Result<(), SignalError> {
+        if !self.inner.lock().await.life.signalable() {
+            return Err(SignalError::Finished);
+        }
+        match sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(SignalError::Finished),
+            r => r.map_err(|e| SignalError::Failed(sig, e)),
+        }
+    }
+
+    pub async fn status(&self) -> (Status, Option<Exit>) {
+        let inner = self.inner.lock().await;
+        (inner.life.status(), inner.life.exit())
+    }
+
+    pub async fn wait_exit(&self) -> Option<Exit> {
+        let mut rx = self.exited.subscribe();
+        rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
+    }
+
+    pub fn close_stdin(&self) {
+        if let Ok(mut k) = self.keepers.lock() {
+            k.close_stdin();
+        }
+    }
+
+    /// Stopped -> Deleted; one that never started is killed and awaited first.
+    pub async fn delete(&self) -> Result<Exit, Illegal> {
+        if self.inner.lock().await.life.status() == Status::Created {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
+            self.wait_exit().await;
+        }
+        self.inner.lock().await.life.delete()
+    }
+
+    /// Turns the reaper's report into the exit: stdio handles dropped (so
+    /// containerd's readers see EOF after the last byte), `on_exit` run once
+    /// under the lock (TaskExit), then Wait released.
+    pub fn watch_exit(self: &Arc<Self>, rx: oneshot::Receiver<u32>, on_exit: impl FnOnce(Exit) + Send + 'static) {
+        let p = self.clone();
+        tokio::spawn(async move {
+            let code = rx.await.unwrap_or(128 + libc::SIGKILL as u32);
+            let exit = Exit { code, at: SystemTime::now() };
+            if let Ok(mut k) = p.keepers.lock() {
+                k.release();
+            }
+            let mut inner = p.inner.lock().await;
+            inner.chan = None;
+            if inner.life.exited(exit) {
+                on_exit(exit);
+            }
+            drop(inner);
+            p.exited.send_replace(Some(exit));
+        });
+    }
+}
