@@ -14,7 +14,7 @@ use containerd_shim_protos::ttrpc::context;
 use crate::harness::*;
 
 /// Runs `start` in `bundle`; `params` goes to stdin when given.
-fn start(bundle: &Path, id: &str, params: Option<&str>) -> String {
+fn start(bundle: &Path, id: &str, params: Option<&[u8]>) -> Vec<u8> {
     let mut child = Command::new(shim_binary())
         .args(["-namespace", NS, "-address", &address(), "-publish-binary", "/usr/bin/containerd", "-id", id, "start"])
         .current_dir(bundle)
@@ -26,12 +26,55 @@ fn start(bundle: &Path, id: &str, params: Option<&str>) -> String {
         .expect("spawn start");
     let mut stdin = child.stdin.take().expect("stdin");
     if let Some(p) = params {
-        stdin.write_all(p.as_bytes()).expect("params");
+        stdin.write_all(p).expect("params");
     }
     drop(stdin);
     let out = child.wait_with_output().expect("start");
     assert!(out.status.success(), "start failed: {}", text(&out.stderr));
-    text(&out.stdout)
+    out.stdout
+}
+
+/// A length-delimited protobuf field.
+fn pb(field: u8, s: &str) -> Vec<u8> {
+    let mut v = vec![(field << 3) | 2];
+    let mut len = s.len();
+    while len >= 0x80 {
+        v.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    v.push(len as u8);
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+/// The fields of a protobuf BootstrapResult: (version, address, protocol).
+fn parse_result(mut b: &[u8]) -> (u64, String, String) {
+    let (mut version, mut address, mut protocol) = (0, String::new(), String::new());
+    while let Some((&key, rest)) = b.split_first() {
+        b = rest;
+        if key == 0x08 {
+            version = u64::from(b[0]);
+            b = &b[1..];
+            continue;
+        }
+        let (mut len, mut shift) = (0usize, 0);
+        while let Some((&byte, rest)) = b.split_first() {
+            b = rest;
+            len |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let value = text(&b[..len]);
+        b = &b[len..];
+        match key {
+            0x12 => address = value,
+            0x1a => protocol = value,
+            _ => {}
+        }
+    }
+    (version, address, protocol)
 }
 
 fn bundle(name: &str) -> std::path::PathBuf {
@@ -58,30 +101,51 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
+async fn connect_pause_shutdown(addr: &str, id: &str) {
+    let c = client(addr).await;
+    let resp = c.connect(ctx(), &ConnectRequest { id: id.into(), ..Default::default() }).await.expect("Connect");
+    assert!(resp.shim_pid > 0);
+    let e = c.pause(ctx(), &PauseRequest { id: id.into(), ..Default::default() }).await.expect_err("Pause");
+    assert!(format!("{e:?}").contains("UNIMPLEMENTED"), "{e:?}");
+    shutdown(&c, resp.shim_pid).await;
+}
+
 #[test]
-fn bootstrap_params_on_stdin_get_a_json_answer_that_can_be_dialed() {
+fn protobuf_bootstrap_params_get_a_protobuf_answer_that_can_be_dialed() {
+    // containerd >= 2.3: BootstrapParams{instance_id=1, namespace=2, containerd_ttrpc_address=5,
+    // containerd_grpc_address=6} as protobuf on stdin.
+    let id = "boot-proto";
+    let b = bundle(id);
+    let ttrpc = format!("{}.ttrpc", address());
+    let params = [pb(1, id), pb(2, NS), vec![0x18, 0x00], pb(5, &ttrpc), pb(6, &address())].concat();
+    let (version, addr, protocol) = parse_result(&start(&b, id, Some(&params)));
+    assert_eq!((version, protocol.as_str()), (2, "ttrpc"));
+    assert!(addr.starts_with("unix://"), "{addr}");
+    rt().block_on(connect_pause_shutdown(&addr, id));
+    assert_eq!(std::fs::read_to_string(b.join("address")).expect("address file"), addr);
+}
+
+#[test]
+fn json_bootstrap_params_get_a_json_answer_that_can_be_dialed() {
     let id = "boot-json";
     let b = bundle(id);
-    let params = format!(
-        r#"{{"id":"{id}","namespace":"{NS}","address":"{}","ttrpc_address":"{}.ttrpc"}}"#,
-        address(),
-        address()
-    );
-    let out = start(&b, id, Some(&params));
+    let params = format!(r#"{{"instance_id":"{id}","namespace":"{NS}","containerd_ttrpc_address":"{}.ttrpc"}}"#, address());
+    let out = text(&start(&b, id, Some(params.as_bytes())));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
-    assert_eq!(v["protocol"], "ttrpc");
-    assert_eq!(v["version"], 2);
+    assert_eq!((v["version"].as_u64(), v["protocol"].as_str()), (Some(2), Some("ttrpc")));
     let addr = v["address"].as_str().expect("address").to_string();
-    assert!(addr.starts_with("unix://"), "{addr}");
-    rt().block_on(async {
-        let c = client(&addr).await;
-        let resp = c.connect(ctx(), &ConnectRequest { id: id.into(), ..Default::default() }).await.expect("Connect");
-        assert!(resp.shim_pid > 0);
-        let e = c.pause(ctx(), &PauseRequest { id: id.into(), ..Default::default() }).await.expect_err("Pause");
-        assert!(format!("{e:?}").contains("UNIMPLEMENTED") || format!("{e:?}").contains("Unimplemented"), "{e:?}");
-        shutdown(&c, resp.shim_pid).await;
-    });
-    assert_eq!(std::fs::read_to_string(b.join("address")).expect("address file"), addr);
+    rt().block_on(connect_pause_shutdown(&addr, id));
+}
+
+#[test]
+fn runtime_options_on_stdin_get_the_plain_address() {
+    // containerd 1.6 pipes its runtime options (an Any) to start when it has them.
+    let id = "boot-opts";
+    let b = bundle(id);
+    let any = [pb(1, "containerd.runc.v1.Options"), pb(2, "\u{32}\u{4}runc")].concat();
+    let addr = text(&start(&b, id, Some(&any)));
+    assert!(addr.starts_with("unix://") && !addr.contains('{'), "{addr}");
+    rt().block_on(connect_pause_shutdown(&addr, id));
 }
 
 #[test]
@@ -89,7 +153,7 @@ fn legacy_start_prints_a_plain_address_and_bad_config_fails_create() {
     let id = "boot-legacy";
     let b = bundle(id);
     std::fs::write(b.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ").expect("config");
-    let addr = start(&b, id, None);
+    let addr = text(&start(&b, id, None));
     assert!(addr.starts_with("unix://") && !addr.contains('{'), "{addr}");
     rt().block_on(async {
         let c = client(addr.trim()).await;

@@ -40,7 +40,7 @@ fn main() {
     };
     let code = match args.action.as_str() {
         "start" => match bootstrap::run(&mut args) {
-            Ok(answer) => print_out(answer.as_bytes()),
+            Ok(answer) => print_out(&answer),
             Err(e) => fail(&e),
         },
         "delete" => match cleanup::run(&args) {

@@ -2,6 +2,8 @@
 //! starts the serving daemon with the socket as fd 3, records its pid and
 //! address in the bundle, and answers with the address.
 
+mod params;
+
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -24,62 +26,34 @@ pub fn socket_path(root: &Path, address: &str, namespace: &str, id: &str) -> Pat
         .join(format!("{:016x}.sock", crate::fnv1a(format!("{namespace}/{id}").as_bytes())))
 }
 
-/// containerd >= 2.3 writes BootstrapParams JSON on stdin and wants JSON back.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct BootstrapParams {
-    #[serde(default)]
-    pub id: String,
-    #[serde(default)]
-    pub namespace: String,
-    #[serde(default, alias = "containerd_grpc_address")]
-    pub address: String,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct BootstrapResult {
-    pub version: u32,
-    pub address: String,
-    pub protocol: String,
-}
-
-pub fn run(args: &mut ShimArgs) -> Result<String, String> {
-    let params = read_params()?;
-    if let Some(p) = &params {
-        if !p.id.is_empty() {
-            args.id = p.id.clone();
-        }
-        if !p.namespace.is_empty() {
-            args.namespace = p.namespace.clone();
-        }
-        if !p.address.is_empty() {
-            args.address = p.address.clone();
-        }
-    }
-    let address = start(args)?;
-    Ok(match params {
-        None => address,
-        Some(_) => serde_json::to_string(&BootstrapResult { version: 2, address, protocol: "ttrpc".into() })
-            .map_err(|e| e.to_string())?,
-    })
-}
-
-/// Params are there only when containerd piped JSON to us; a terminal or an
-/// empty stdin means the flag-only protocol.
-fn read_params() -> Result<Option<BootstrapParams>, String> {
+/// Runs `start`: reads what containerd put on stdin, starts (or finds) the
+/// shim, returns the answer bytes for stdout.
+pub fn run(args: &mut ShimArgs) -> Result<Vec<u8>, String> {
+    let mut input = Vec::new();
     let stdin = std::io::stdin();
-    if nix::unistd::isatty(stdin.as_raw_fd()).unwrap_or(false) {
-        return Ok(None);
+    if !nix::unistd::isatty(stdin.as_raw_fd()).unwrap_or(false) {
+        stdin.lock().take(10 << 20).read_to_end(&mut input).map_err(|e| format!("start: read stdin: {e}"))?;
     }
-    let mut buf = String::new();
-    let _ = stdin.lock().read_to_string(&mut buf);
-    let trimmed = buf.trim();
-    if trimmed.is_empty() {
-        return Ok(None);
-    }
-    serde_json::from_str(trimmed).map(Some).map_err(|e| format!("bootstrap params on stdin: {e}"))
+    let mut ttrpc_address = None;
+    let encoding = match params::classify(&input, &args.id, &args.namespace).map_err(|e| format!("start: {e}"))? {
+        params::Stdin::Flags => None,
+        params::Stdin::Params(p, enc) => {
+            for (flag, value) in
+                [(&mut args.id, p.id), (&mut args.namespace, p.namespace), (&mut args.address, p.grpc_address)]
+            {
+                if !value.is_empty() {
+                    *flag = value;
+                }
+            }
+            ttrpc_address = Some(p.ttrpc_address).filter(|a| !a.is_empty());
+            Some(enc)
+        }
+    };
+    let address = start(args, ttrpc_address.as_deref())?;
+    Ok(params::answer(&address, encoding))
 }
 
-fn start(args: &ShimArgs) -> Result<String, String> {
+fn start(args: &ShimArgs, ttrpc_address: Option<&str>) -> Result<String, String> {
     if args.id.is_empty() || args.namespace.is_empty() {
         return Err("start: -id and -namespace are required".into());
     }
@@ -107,6 +81,9 @@ fn start(args: &ShimArgs) -> Result<String, String> {
         cmd.arg("-debug");
     }
     cmd.arg("serve").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    if let Some(a) = ttrpc_address {
+        cmd.env("TTRPC_ADDRESS", a);
+    }
     let child = sys::spawn_daemon(&mut cmd, listener.as_raw_fd()).map_err(|e| {
         let _ = std::fs::remove_file(&socket);
         format!("start: spawn shim: {e}")
@@ -130,18 +107,5 @@ mod tests {
         assert!(a.as_os_str().len() < 60, "{a:?}");
         assert_ne!(a, b);
         assert_ne!(a.parent(), c.parent());
-    }
-
-    #[test]
-    fn bootstrap_json_shapes() {
-        let p: BootstrapParams =
-            serde_json::from_str(r#"{"id":"c1","namespace":"default","address":"/run/c.sock","extra":1}"#)
-                .expect("parse");
-        assert_eq!((p.id.as_str(), p.namespace.as_str()), ("c1", "default"));
-        let r = BootstrapResult { version: 2, address: "unix:///x".into(), protocol: "ttrpc".into() };
-        assert_eq!(
-            serde_json::to_string(&r).expect("json"),
-            r#"{"version":2,"address":"unix:///x","protocol":"ttrpc"}"#
-        );
     }
 }
