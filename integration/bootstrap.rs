@@ -129,7 +129,8 @@ fn protobuf_bootstrap_params_get_a_protobuf_answer_that_can_be_dialed() {
 fn json_bootstrap_params_get_a_json_answer_that_can_be_dialed() {
     let id = "boot-json";
     let b = bundle(id);
-    let params = format!(r#"{{"instance_id":"{id}","namespace":"{NS}","containerd_ttrpc_address":"{}.ttrpc"}}"#, address());
+    let params =
+        format!(r#"{{"instance_id":"{id}","namespace":"{NS}","containerd_ttrpc_address":"{}.ttrpc"}}"#, address());
     let out = text(&start(&b, id, Some(params.as_bytes())));
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
     assert_eq!((v["version"].as_u64(), v["protocol"].as_str()), (Some(2), Some("ttrpc")));

@@ -3,6 +3,7 @@
 //! making one is cheap and they are not all `Send`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt};
@@ -17,9 +18,12 @@ pub struct CgroupError {
     pub detail: String,
 }
 
-#[derive(Debug, Clone)]
+/// A container's cgroup. The libcgroups manager is made once, on first use:
+/// making one reads the mount table for every controller.
+#[derive(Clone)]
 pub struct Cgroup {
     path: PathBuf,
+    manager: Arc<OnceLock<AnyCgroupManager>>,
 }
 
 /// The cgroupsPath a config asks for, or containerd's default `/<ns>/<id>`.
@@ -46,16 +50,20 @@ pub fn path_for(spec_path: Option<&Path>, namespace: &str, id: &str) -> Result<P
 
 impl Cgroup {
     pub fn new(path: PathBuf) -> Cgroup {
-        Cgroup { path }
+        Cgroup { path, manager: Arc::default() }
     }
 
     fn err(&self, what: &'static str, detail: impl ToString) -> CgroupError {
         CgroupError { path: self.path.display().to_string(), what, detail: detail.to_string() }
     }
 
-    fn manager(&self) -> Result<AnyCgroupManager, CgroupError> {
+    fn manager(&self) -> Result<&AnyCgroupManager, CgroupError> {
+        if let Some(m) = self.manager.get() {
+            return Ok(m);
+        }
         let cfg = CgroupConfig { cgroup_path: self.path.clone(), systemd_cgroup: false, container_name: String::new() };
-        create_cgroup_manager(cfg).map_err(|e| self.err("open", e))
+        let m = create_cgroup_manager(cfg).map_err(|e| self.err("open", e))?;
+        Ok(self.manager.get_or_init(|| m))
     }
 
     /// Creates the cgroup, moves `pid` in and applies the limits.

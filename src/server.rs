@@ -54,13 +54,16 @@ async fn serve(args: &ShimArgs) -> Result<(), String> {
     let listener = std::os::unix::net::UnixListener::from(sys::adopt_fd(LISTENER_FD));
     let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
     let mut server = Server::new().add_listener(listener).register_service(service);
+    shim.prepare();
     server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
     shim.shutdown.notified().await;
     // TaskDelete and friends must reach containerd before we go.
     let _ = tokio::time::timeout(Duration::from_secs(5), publisher.flush()).await;
-    // Let the Shutdown reply leave before the connection closes.
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    let _ = server.shutdown().await;
+    // Let the connection tasks write the Shutdown reply before we go.
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(100), server.shutdown()).await;
     if let Some(socket) = &args.socket {
         let _ = std::fs::remove_file(socket);
     }

@@ -82,6 +82,12 @@ impl Shim {
         }
     }
 
+    pub fn prepare(&self) {
+        if let Err(e) = self.runtime.prepare() {
+            log::warn!("sealed copy of the shim binary: {e} (retried at the first Create)");
+        }
+    }
+
     pub fn get(&self, id: &str) -> Result<Arc<Container>, TaskError> {
         self.containers
             .lock()

@@ -36,6 +36,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Makes the sealed copy now, while containerd is still connecting, rather
+    /// than inside the first Create.
+    pub fn prepare(&self) -> io::Result<()> {
+        self.sealed().map(|_| ())
+    }
+
     fn sealed(&self) -> io::Result<&OwnedFd> {
         if let Some(fd) = self.sealed.get() {
             return Ok(fd);

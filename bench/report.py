@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Turns the raw files of scripts/bench.sh into the table, results.json and the
+plot. report.py RAW_DIR OUT_DIR QUICK (QUICK=1: fail if any figure is missing)."""
+import datetime, json, os, platform, statistics, subprocess, sys
+
+raw, out, quick = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+RTS = ["myshim", "runc"]
+
+def lines(name):
+    p = os.path.join(raw, name)
+    return [l.split() for l in open(p)] if os.path.exists(p) else []
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else None
+
+def dist(xs):
+    return {"median": statistics.median(xs), "p95": pct(xs, 0.95), "n": len(xs)} if xs else None
+
+fig = {}
+run = {r: [int(l[1]) / 1000 for l in lines("run.txt") if l[0] == r] for r in RTS}
+fig["1_ctr_run_true_ms"] = {r: dist(run[r]) for r in RTS}
+client = json.load(open(os.path.join(raw, "client.json")))
+fig["2_shim_lifecycle_ms"] = {r: {step: dist(v) for step, v in client["samples_ms"].get(r, {}).items()} or None for r in RTS}
+exe = {r: [int(l[1]) / 1000 for l in lines("exec.txt") if l[0] == r] for r in RTS}
+fig["3_ctr_exec_true_ms"] = {r: dist(exe[r]) for r in RTS}
+mem = {r: {} for r in RTS}
+for r, n, rss, pss in lines("mem.txt"):
+    mem[r]["one" if n == "1" else "per_container_of_" + n] = {"rss_kib": int(rss), "pss_kib": int(pss)}
+fig["4_shim_memory_kib"] = {r: mem[r] or None for r in RTS}
+thr = {l[0]: int(l[1]) / (int(l[2]) / 1e6) for l in lines("throughput.txt")}
+fig["5_throughput_containers_per_s"] = {r: thr.get(r) for r in RTS}
+fig["6_cpu_ms_per_lifecycle"] = {r: dist(client["cpu_ms"].get(r, [])) for r in RTS}
+
+def ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+rows = []
+def row(name, a, b, unit):
+    rows.append((name, a, b, ratio(a, b), unit))
+g = lambda d, *ks: (lambda v: v)(__import__("functools").reduce(lambda x, k: x.get(k) if isinstance(x, dict) else None, ks, d))
+for q in ("median", "p95"):
+    row(f"1 ctr run --rm true ({q})", g(fig, "1_ctr_run_true_ms", "myshim", q), g(fig, "1_ctr_run_true_ms", "runc", q), "ms")
+for step in ("start", "create", "start_rpc", "wait", "delete", "shutdown", "total"):
+    for q in ("median", "p95"):
+        row(f"2 shim {step} ({q})", g(fig, "2_shim_lifecycle_ms", "myshim", step, q), g(fig, "2_shim_lifecycle_ms", "runc", step, q), "ms")
+for q in ("median", "p95"):
+    row(f"3 ctr task exec true ({q})", g(fig, "3_ctr_exec_true_ms", "myshim", q), g(fig, "3_ctr_exec_true_ms", "runc", q), "ms")
+for k in ("rss_kib", "pss_kib"):
+    row(f"4 shim {k[:3].upper()}, 1 container", g(fig, "4_shim_memory_kib", "myshim", "one", k), g(fig, "4_shim_memory_kib", "runc", "one", k), "KiB")
+    per = [x for x in (mem["myshim"].keys()) if x.startswith("per_")]
+    if per:
+        row(f"4 shim {k[:3].upper()} per container ({per[0][len('per_container_of_'):]})", g(fig, "4_shim_memory_kib", "myshim", per[0], k), g(fig, "4_shim_memory_kib", "runc", per[0], k), "KiB")
+row("5 throughput", fig["5_throughput_containers_per_s"]["myshim"], fig["5_throughput_containers_per_s"]["runc"], "containers/s")
+row("6 CPU per lifecycle (median)", g(fig, "6_cpu_ms_per_lifecycle", "myshim", "median"), g(fig, "6_cpu_ms_per_lifecycle", "runc", "median"), "ms")
+
+fmt = lambda v: "n/a" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+w = max(len(r[0]) for r in rows)
+print(f"{'figure':<{w}}  {'myshim':>10}  {'runc-shim':>10}  {'ratio':>7}  unit")
+for name, a, b, rt, unit in rows:
+    print(f"{name:<{w}}  {fmt(a):>10}  {fmt(b):>10}  {fmt(rt):>7}  {unit}")
+
+meta = {
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, kernel {platform.release()}",
+    "containerd": subprocess.run(["containerd", "--version"], capture_output=True, text=True).stdout.strip(),
+    "runc": subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
+    "quick": quick,
+}
+json.dump({"meta": meta, "figures": fig, "table": [dict(zip(("figure", "myshim", "runc", "ratio", "unit"), r)) for r in rows]},
+          open(os.path.join(out, "results.json"), "w"), indent=1)
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    f, ax = plt.subplots(1, 4, figsize=(18, 4.5))
+    ax[0].boxplot([run["myshim"], run["runc"]], labels=["myshim", "runc-shim"]); ax[0].set_title("1: ctr run --rm true (ms)")
+    tot = [client["samples_ms"].get(r, {}).get("total", []) for r in RTS]
+    ax[1].boxplot(tot, labels=["myshim", "runc-shim"]); ax[1].set_title("2: shim lifecycle, no containerd (ms)")
+    ax[2].boxplot([exe["myshim"] or [0], exe["runc"] or [0]], labels=["myshim", "runc-shim"]); ax[2].set_title("3: ctr task exec true (ms)")
+    one = [mem[r].get("one", {}).get("pss_kib", 0) / 1024 for r in RTS]
+    ax[3].bar(["myshim", "runc-shim"], one, color=["tab:green", "tab:gray"]); ax[3].set_title("4: shim PSS, 1 container (MiB)")
+    f.suptitle(f"myshim vs containerd-shim-runc-v2 + runc — {meta['date']} — {meta['machine']}")
+    f.tight_layout()
+    f.savefig(os.path.join(out, "results.png"), dpi=90)
+    png = True
+except ImportError:
+    png = False
+    print("no matplotlib: plot not written", file=sys.stderr)
+
+missing = [name for name, a, b, _, _ in rows if a is None or b is None]
+if not png:
+    missing.append("plot")
+if quick and missing:
+    print("bench --quick: missing figures: " + ", ".join(missing), file=sys.stderr)
+    sys.exit(1)
