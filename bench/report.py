@@ -75,10 +75,10 @@ try:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     f, ax = plt.subplots(1, 4, figsize=(18, 4.5))
-    ax[0].boxplot([run["myshim"], run["runc"]], labels=["myshim", "runc-shim"]); ax[0].set_title("1: ctr run --rm true (ms)")
+    ax[0].boxplot([run["myshim"], run["runc"]]); ax[0].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[0].set_title("1: ctr run --rm true (ms)")
     tot = [client["samples_ms"].get(r, {}).get("total", []) for r in RTS]
-    ax[1].boxplot(tot, labels=["myshim", "runc-shim"]); ax[1].set_title("2: shim lifecycle, no containerd (ms)")
-    ax[2].boxplot([exe["myshim"] or [0], exe["runc"] or [0]], labels=["myshim", "runc-shim"]); ax[2].set_title("3: ctr task exec true (ms)")
+    ax[1].boxplot(tot); ax[1].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[1].set_title("2: shim lifecycle, no containerd (ms)")
+    ax[2].boxplot([exe["myshim"] or [0], exe["runc"] or [0]]); ax[2].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[2].set_title("3: ctr task exec true (ms)")
     one = [mem[r].get("one", {}).get("pss_kib", 0) / 1024 for r in RTS]
     ax[3].bar(["myshim", "runc-shim"], one, color=["tab:green", "tab:gray"]); ax[3].set_title("4: shim PSS, 1 container (MiB)")
     f.suptitle(f"myshim vs containerd-shim-runc-v2 + runc — {meta['date']} — {meta['machine']}")

@@ -41,6 +41,17 @@ pub fn run(args: &ShimArgs) -> i32 {
     }
 }
 
+/// Once the lifecycle verbs have been quiet for a while (a container is
+/// running and the shim just waits), resident memory it does not need goes.
+async fn release_memory_when_idle(activity: Arc<tokio::sync::Notify>) {
+    const QUIET: Duration = Duration::from_millis(200);
+    loop {
+        activity.notified().await;
+        while tokio::time::timeout(QUIET, activity.notified()).await.is_ok() {}
+        sys::release_idle_memory();
+    }
+}
+
 async fn serve(args: &ShimArgs) -> Result<(), String> {
     sys::set_cloexec(LISTENER_FD).map_err(|e| format!("listener fd: {e}"))?;
     let reaper = Reaper::start().map_err(|e| format!("reaper: {e}"))?;
@@ -55,6 +66,7 @@ async fn serve(args: &ShimArgs) -> Result<(), String> {
     let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
     let mut server = Server::new().add_listener(listener).register_service(service);
     shim.prepare();
+    tokio::spawn(release_memory_when_idle(shim.activity.clone()));
     server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
     shim.shutdown.notified().await;
     // TaskDelete and friends must reach containerd before we go.

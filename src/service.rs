@@ -44,6 +44,7 @@ fn proto_status(s: Status) -> ProtoStatus {
 #[async_trait]
 impl Task for TaskService {
     async fn create(&self, _: &TtrpcContext, req: api::CreateTaskRequest) -> R<api::CreateTaskResponse> {
+        self.shim.touch();
         if let Err(e) = options::accept(req.options.as_ref()) {
             return fail(TaskError::invalid("create", &req.id, "options", e));
         }
@@ -60,6 +61,7 @@ impl Task for TaskService {
     }
 
     async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> R<api::StartResponse> {
+        self.shim.touch();
         match self.shim.start(&req.id, &req.exec_id).await {
             Ok(pid) => Ok(api::StartResponse { pid: pid as u32, ..Default::default() }),
             Err(e) => fail(e),
@@ -67,6 +69,7 @@ impl Task for TaskService {
     }
 
     async fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> R<api::StateResponse> {
+        self.shim.touch();
         let (c, p, status, exit) = match self.shim.status(&req.id, &req.exec_id).await {
             Ok(s) => s,
             Err(e) => return fail(e),
@@ -88,6 +91,7 @@ impl Task for TaskService {
     }
 
     async fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> R<api::WaitResponse> {
+        self.shim.touch();
         match self.shim.wait(&req.id, &req.exec_id).await {
             Ok(exit) => {
                 Ok(api::WaitResponse { exit_status: exit.code, exited_at: timestamp(exit.at), ..Default::default() })
@@ -97,6 +101,7 @@ impl Task for TaskService {
     }
 
     async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> R<Empty> {
+        self.shim.touch();
         match self.shim.kill(&req.id, &req.exec_id, req.signal, req.all).await {
             Ok(()) => Ok(Empty::new()),
             Err(e) => fail(e),
@@ -104,6 +109,7 @@ impl Task for TaskService {
     }
 
     async fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> R<api::DeleteResponse> {
+        self.shim.touch();
         match self.shim.delete(&req.id, &req.exec_id).await {
             Ok((pid, exit)) => Ok(api::DeleteResponse {
                 pid: pid as u32,
@@ -116,6 +122,7 @@ impl Task for TaskService {
     }
 
     async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> R<api::PidsResponse> {
+        self.shim.touch();
         let (pids, execs) = match (self.shim.pids(&req.id), self.shim.get(&req.id)) {
             (Ok(pids), Ok(c)) => (pids, c.exec_pids()),
             (Err(e), _) | (_, Err(e)) => return fail(e),
@@ -136,6 +143,7 @@ impl Task for TaskService {
     }
 
     async fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> R<Empty> {
+        self.shim.touch();
         match self.shim.close_stdin(&req.id, &req.exec_id) {
             Ok(()) => Ok(Empty::new()),
             Err(e) => fail(e),
@@ -143,6 +151,7 @@ impl Task for TaskService {
     }
 
     async fn connect(&self, _: &TtrpcContext, req: api::ConnectRequest) -> R<api::ConnectResponse> {
+        self.shim.touch();
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
             task_pid: self.shim.get(&req.id).map_or(0, |c| c.init.pid as u32),
@@ -152,6 +161,7 @@ impl Task for TaskService {
     }
 
     async fn shutdown(&self, _: &TtrpcContext, _req: api::ShutdownRequest) -> R<Empty> {
+        self.shim.touch();
         // containerd asks after every Delete; we go only once nothing is left.
         if self.shim.is_empty() {
             self.shim.shutdown.notify_one();
@@ -160,18 +170,22 @@ impl Task for TaskService {
     }
 
     async fn pause(&self, _: &TtrpcContext, _: api::PauseRequest) -> R<Empty> {
+        self.shim.touch();
         unimplemented("Pause")
     }
 
     async fn resume(&self, _: &TtrpcContext, _: api::ResumeRequest) -> R<Empty> {
+        self.shim.touch();
         unimplemented("Resume")
     }
 
     async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> R<Empty> {
+        self.shim.touch();
         unimplemented("Checkpoint")
     }
 
     async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> R<Empty> {
+        self.shim.touch();
         let r = ExecRequest {
             id: req.id,
             exec_id: req.exec_id,
@@ -185,14 +199,17 @@ impl Task for TaskService {
     }
 
     async fn resize_pty(&self, _: &TtrpcContext, _: api::ResizePtyRequest) -> R<Empty> {
+        self.shim.touch();
         unimplemented("ResizePty")
     }
 
     async fn update(&self, _: &TtrpcContext, _: api::UpdateTaskRequest) -> R<Empty> {
+        self.shim.touch();
         unimplemented("Update")
     }
 
     async fn stats(&self, _: &TtrpcContext, _: api::StatsRequest) -> R<api::StatsResponse> {
+        self.shim.touch();
         unimplemented("Stats")
     }
 }

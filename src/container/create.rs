@@ -74,6 +74,7 @@ fn check_id(id: &str) -> Result<(), TaskError> {
 
 impl Shim {
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<i32, TaskError> {
+        self.touch();
         let id = req.id.as_str();
         check_id(id)?;
         if self.get(id).is_ok() {

@@ -25,6 +25,7 @@ pub struct ExecRequest {
 
 impl Shim {
     pub async fn exec(self: &Arc<Self>, req: ExecRequest) -> Result<(), TaskError> {
+        self.touch();
         let (id, eid) = (req.id.as_str(), req.exec_id.as_str());
         let who = format!("{id} exec {eid}");
         let invalid =

@@ -44,6 +44,8 @@ pub struct Shim {
     events: Arc<dyn EventSink>,
     containers: Mutex<HashMap<String, Arc<Container>>>,
     pub shutdown: Arc<Notify>,
+    /// Poked by every lifecycle verb; the idle trimmer waits for quiet.
+    pub activity: Arc<Notify>,
 }
 
 pub struct Container {
@@ -79,7 +81,12 @@ impl Shim {
             events,
             containers: Mutex::new(HashMap::new()),
             shutdown: Arc::new(Notify::new()),
+            activity: Arc::new(Notify::new()),
         }
+    }
+
+    pub fn touch(&self) {
+        self.activity.notify_one();
     }
 
     pub fn prepare(&self) {
@@ -115,6 +122,7 @@ impl Shim {
     }
 
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32, TaskError> {
+        self.touch();
         let (_, p) = self.process(id, exec_id)?;
         let events = &self.events;
         let pid = p.pid as u32;
@@ -159,6 +167,7 @@ impl Shim {
     }
 
     pub async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit), TaskError> {
+        self.touch();
         let (c, p) = self.process(id, exec_id)?;
         let exit =
             p.delete().await.map_err(|e| TaskError::FailedPrecondition(format!("delete {}: {e}", who(id, exec_id))))?;
