@@ -67,7 +67,8 @@ meta = {
     "runc": subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
     "quick": quick,
 }
-json.dump({"meta": meta, "figures": fig, "table": [dict(zip(("figure", "myshim", "runc", "ratio", "unit"), r)) for r in rows]},
+samples = {"ctr_run_ms": run, "ctr_exec_ms": exe, "shim_lifecycle_ms": client["samples_ms"], "cpu_ms": client["cpu_ms"]}
+json.dump({"meta": meta, "figures": fig, "samples": samples, "table": [dict(zip(("figure", "myshim", "runc", "ratio", "unit"), r)) for r in rows]},
           open(os.path.join(out, "results.json"), "w"), indent=1)
 
 try:
@@ -75,13 +76,13 @@ try:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     f, ax = plt.subplots(1, 4, figsize=(18, 4.5))
-    ax[0].boxplot([run["myshim"], run["runc"]]); ax[0].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[0].set_title("1: ctr run --rm true (ms)")
+    ax[0].boxplot([run["myshim"], run["runc"]], showfliers=False); ax[0].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[0].set_title("1: ctr run --rm true (ms)")
     tot = [client["samples_ms"].get(r, {}).get("total", []) for r in RTS]
-    ax[1].boxplot(tot); ax[1].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[1].set_title("2: shim lifecycle, no containerd (ms)")
-    ax[2].boxplot([exe["myshim"] or [0], exe["runc"] or [0]]); ax[2].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[2].set_title("3: ctr task exec true (ms)")
+    ax[1].boxplot(tot, showfliers=False); ax[1].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[1].set_title("2: shim lifecycle, no containerd (ms)")
+    ax[2].boxplot([exe["myshim"] or [0], exe["runc"] or [0]], showfliers=False); ax[2].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[2].set_title("3: ctr task exec true (ms)")
     one = [mem[r].get("one", {}).get("pss_kib", 0) / 1024 for r in RTS]
     ax[3].bar(["myshim", "runc-shim"], one, color=["tab:green", "tab:gray"]); ax[3].set_title("4: shim PSS, 1 container (MiB)")
-    f.suptitle(f"myshim vs containerd-shim-runc-v2 + runc — {meta['date']} — {meta['machine']}")
+    f.suptitle(f"myshim vs containerd-shim-runc-v2 + runc — {meta['date']} — {meta['machine']} (boxes: p25-p75, whiskers 1.5 IQR, outliers not drawn)")
     f.tight_layout()
     f.savefig(os.path.join(out, "results.png"), dpi=90)
     png = True

@@ -73,10 +73,12 @@ shim_of() { # task id -> its shim's pid (the parent of the task's init)
 mem_of() { # pid -> "rss_kib pss_kib"
     awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print r, p}' "/proc/$1/smaps_rollup"
 }
-say "figure 4: shim memory, 1 and $MEMN sleeping containers"
+say "figure 4: shim memory, 1 and $MEMN sleeping containers (steady state: 1 s after the last RPC)"
 for r in myshim runc; do
+    sleep 1
     echo "$r 1 $(mem_of "$(shim_of "exec-$r")")" >>"$RAW/mem.txt"
     for i in $(seq 2 "$MEMN"); do C run -d --runtime "${RT[$r]}" "$IMG" "mem-$r-$i" sleep 100000 </dev/null >/dev/null; done
+    sleep 1
     tot_r=0 tot_p=0
     for id in "exec-$r" $(seq -f "mem-$r-%g" 2 "$MEMN"); do
         read -r rr pp <<<"$(mem_of "$(shim_of "$id")")"

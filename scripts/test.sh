@@ -44,3 +44,6 @@ if find "$DIR/myshim" -mindepth 3 -maxdepth 3 -type d 2>/dev/null | grep -q .; t
 fi
 [ "$leaks" = 0 ] || { echo "leak check: FAILED"; exit 1; }
 echo "leak check: ok"
+
+say "benchmark smoke run (scripts/bench.sh --quick: every figure produced, no timing asserted)"
+bash "$MYSHIM_REPO/scripts/bench.sh" --quick </dev/null
