@@ -53,6 +53,12 @@ impl Cgroup {
         Cgroup { path, manager: Arc::default() }
     }
 
+    /// A cgroup over a given manager: fixture trees in tests.
+    #[cfg(test)]
+    fn with_manager(path: PathBuf, manager: AnyCgroupManager) -> Cgroup {
+        Cgroup { path, manager: Arc::new(OnceLock::from(manager)) }
+    }
+
     fn err(&self, what: &'static str, detail: impl ToString) -> CgroupError {
         CgroupError { path: self.path.display().to_string(), what, detail: detail.to_string() }
     }
@@ -163,6 +169,42 @@ mod tests {
         let e = path_for(Some(Path::new("system.slice:nerdctl:abc")), "n", "abc").unwrap_err();
         assert!(e.to_string().contains("systemd cgroup paths"), "{e}");
         assert!(path_for(Some(Path::new("/a/../../etc")), "n", "c").is_err());
+    }
+
+    /// A cgroup v2 tree as the kernel shows it: the root's controllers, and
+    /// control files that a real cgroupfs would create with each directory.
+    fn v2_fixture(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("myshim-cg2-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("default/c1")).expect("mkdir");
+        std::fs::write(root.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n").expect("controllers");
+        for dir in ["", "default"] {
+            std::fs::write(root.join(dir).join("cgroup.subtree_control"), "").expect("subtree_control");
+        }
+        for f in ["cgroup.procs", "memory.max", "memory.low", "memory.swap.max", "pids.max", "cpu.max", "cpu.weight"] {
+            std::fs::write(root.join("default/c1").join(f), "").expect("control file");
+        }
+        root
+    }
+
+    #[test]
+    fn v2_enter_places_the_pid_and_writes_the_limits() {
+        let root = v2_fixture("enter");
+        let m = libcgroups::v2::manager::Manager::new(root.clone(), PathBuf::from("/default/c1")).expect("manager");
+        let cg = Cgroup::with_manager(PathBuf::from("/default/c1"), AnyCgroupManager::V2(m));
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 33554432},
+            "pids": {"limit": 64},
+            "cpu": {"quota": 50000, "period": 100000}
+        }))
+        .expect("resources");
+        cg.enter(4242, Some(&r)).expect("enter");
+        let read = |f: &str| std::fs::read_to_string(root.join("default/c1").join(f)).expect("read");
+        assert_eq!(read("cgroup.procs").trim(), "4242");
+        assert_eq!(read("memory.max").trim(), "33554432");
+        assert_eq!(read("pids.max").trim(), "64");
+        assert_eq!(read("cpu.max").trim(), "50000 100000");
+        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
     #[test]
