@@ -166,3 +166,46 @@ fn legacy_start_prints_a_plain_address_and_bad_config_fails_create() {
     });
     assert_no_leftovers(id);
 }
+
+#[test]
+fn miscased_and_misplaced_hooks_do_not_run_and_are_reported() {
+    // Straight to the shim with a raw config.json: ctr (Go's encoding/json is
+    // case-insensitive) would turn "Poststart" into "poststart" on the way.
+    use containerd_shim_protos::api::{DeleteRequest, StartRequest, WaitRequest};
+    let id = "boot-miscased";
+    let s = crate::hooks::setup(id, &["true"]);
+    let b = bundle(id);
+    let h = crate::hooks::hook(&s, "poststart", 0, &[]);
+    let mut spec = s.spec.clone();
+    spec["hooks"] = serde_json::json!({"Poststart": [h.clone()], "postStop": [h.clone()]});
+    spec["process"]["hooks"] = serde_json::json!({"poststart": [h.clone()]});
+    spec["linux"]["hooks"] = serde_json::json!({"poststart": [h]});
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
+    nix::unistd::mkfifo(&b.join("log"), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("log fifo");
+    let log = std::fs::OpenOptions::new().read(true).write(true).open(b.join("log")).expect("open log");
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let pid = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest { id: id.into(), bundle: b.to_string_lossy().into(), ..Default::default() };
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, pid).await;
+    });
+    assert!(crate::hooks::log(&s).is_empty(), "no hook may run: {:?}", crate::hooks::log(&s));
+    let mut warnings = String::new();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&log);
+    let _ = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = std::io::Read::read_to_string(&mut &log, &mut warnings);
+    for want in [
+        "hooks.Poststart is not an OCI hook and will not run; did you mean hooks.poststart?",
+        "hooks.postStop is not an OCI hook and will not run; did you mean hooks.poststop?",
+        "process.hooks is not where OCI hooks go and will not run",
+        "linux.hooks is not where OCI hooks go and will not run",
+    ] {
+        assert!(warnings.contains(want), "missing warning {want:?} in shim log:\n{warnings}");
+    }
+    assert_no_leftovers(id);
+}

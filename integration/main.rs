@@ -7,6 +7,7 @@ mod bad_input;
 mod bootstrap;
 mod events;
 mod exec;
+mod hooks;
 mod isolation;
 mod lifecycle;
 mod shim_death;

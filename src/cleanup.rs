@@ -13,10 +13,14 @@ use containerd_shim_protos::protobuf::Message;
 use crate::args::ShimArgs;
 use crate::bootstrap::{socket_path, state_root};
 use crate::cgroups::{self, Cgroup};
+use crate::container::hooks::{run_kinds, POSTSTOP_MARKER};
 use crate::container::timestamp;
+use crate::hooks::Kind;
+use crate::reaper::Reaper;
 use crate::{state, sys};
 
 pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
+    crate::logger::init(args.debug, &args.id, true);
     let bundle = match &args.bundle {
         Some(b) => PathBuf::from(b),
         None => std::env::current_dir().map_err(|e| format!("delete: cwd: {e}"))?,
@@ -37,6 +41,9 @@ pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
     if is_mount_point(&rootfs) {
         sys::umount_detach(&rootfs).map_err(|e| format!("delete {}: unmount {}: {e}", args.id, rootfs.display()))?;
     }
+    if dir.exists() && !dir.join(POSTSTOP_MARKER).exists() {
+        run_poststop(&bundle, &dir, &args.id);
+    }
     state::remove(&dir).map_err(|e| format!("delete {}: remove state: {e}", args.id))?;
     let socket = socket_path(&root, &args.address, &args.namespace, &args.id);
     if std::os::unix::net::UnixStream::connect(&socket).is_err() {
@@ -49,6 +56,34 @@ pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
         ..Default::default()
     };
     resp.write_to_bytes().map_err(|e| format!("delete {}: encode response: {e}", args.id))
+}
+
+/// Poststop hooks of a container whose shim died before Delete ran them: the
+/// container is gone by now, as runtime.md wants it before poststop. The
+/// marker first, so a second cleanup never runs them again.
+fn run_poststop(bundle: &Path, dir: &Path, id: &str) {
+    let Ok(loaded) = crate::spec::load(bundle) else { return };
+    if crate::hooks::planned(&loaded.spec, &[Kind::Poststop]).is_empty() {
+        return;
+    }
+    if let Err(e) = std::fs::write(dir.join(POSTSTOP_MARKER), b"") {
+        log::warn!("delete {id}: poststop marker: {e}");
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::warn!("delete {id}: poststop hooks not run: {e}");
+            return;
+        }
+    };
+    rt.block_on(async {
+        match Reaper::start() {
+            Ok(reaper) => {
+                let _ = run_kinds(&reaper, &loaded.spec, &[Kind::Poststop], id, bundle, 0).await;
+            }
+            Err(e) => log::warn!("delete {id}: poststop hooks not run: {e}"),
+        }
+    });
 }
 
 /// The cgroup a container would have had, for a shim that died before it

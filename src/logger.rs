@@ -13,13 +13,15 @@ struct Logger {
     id: String,
 }
 
-pub fn init(debug: bool, id: &str) {
-    let out = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("log")
-        .or_else(|_| OpenOptions::new().write(true).open("/dev/null"));
-    let Ok(out) = out else { return };
+/// The daemon logs to the bundle's `log` fifo; `delete` to stderr, which
+/// containerd reads back as the cleanup's warnings.
+pub fn init(debug: bool, id: &str, to_stderr: bool) {
+    let out = if to_stderr {
+        OpenOptions::new().write(true).open("/dev/stderr")
+    } else {
+        OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open("log")
+    };
+    let Ok(out) = out.or_else(|_| OpenOptions::new().write(true).open("/dev/null")) else { return };
     let logger = Logger { out: Mutex::new(out), id: id.to_string() };
     if log::set_boxed_logger(Box::new(logger)).is_ok() {
         log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });

@@ -7,6 +7,7 @@ mod cleanup;
 mod container;
 mod error;
 mod events;
+mod hooks;
 mod logger;
 mod mountopts;
 mod options;

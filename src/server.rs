@@ -20,7 +20,7 @@ use crate::{logger, sys};
 const LISTENER_FD: i32 = 3;
 
 pub fn run(args: &ShimArgs) -> i32 {
-    logger::init(args.debug, &args.id);
+    logger::init(args.debug, &args.id, false);
     if let Err(e) = sys::set_child_subreaper() {
         log::error!("become subreaper: {e}");
         return 1;

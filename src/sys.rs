@@ -455,3 +455,45 @@ pub fn release_idle_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe { libc::malloc_trim(0) };
 }
+
+/// Spawns `cmd` inside the namespaces behind `join` ((nstype, fd), mount
+/// last). The forked child is single-threaded, so it may enter a mount
+/// namespace; it only calls setns before exec.
+pub fn spawn_in_namespaces(
+    cmd: &mut std::process::Command,
+    join: Vec<(i32, RawFd)>,
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls setns, which is async-signal-safe, on fds
+    // the parent keeps open until spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (nstype, fd) in &join {
+                if libc::setns(*fd, *nstype) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Writes what fits into a pipe without blocking, then leaves it: a reader
+/// that never reads must not stall the shim.
+pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {
+    // SAFETY: fcntl on a caller-provided fd.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: pointer and length of a live slice.
+        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        if n <= 0 {
+            break;
+        }
+        rest = &rest[n as usize..];
+    }
+}

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use super::{Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
-use crate::runtime::channel::{InitConfig, RootfsSetup};
+use crate::hooks::{self, Kind};
+use crate::runtime::channel::{InitConfig, Phase, RootfsSetup};
 use crate::runtime::namespaces::NsPlan;
 use crate::runtime::Spawned;
 use crate::stdio::Stdio;
@@ -19,6 +20,7 @@ use containerd_shim_protos::api::Mount;
 use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics;
+use oci_spec::runtime::Spec;
 
 pub struct CreateRequest {
     pub id: String,
@@ -34,6 +36,8 @@ struct Undo {
     init: Option<(Spawned, tokio::sync::oneshot::Receiver<u32>)>,
     cgroup: Option<Cgroup>,
     state_dir: Option<PathBuf>,
+    /// Once the init exists, a failed Create still ends with poststop.
+    poststop: Option<Arc<Spec>>,
 }
 
 /// Kills a spawned process that will not be kept and waits until it is reaped.
@@ -85,6 +89,7 @@ impl Shim {
         }
         let bundle = PathBuf::from(&req.bundle);
         let loaded = spec::load(&bundle).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
+        hooks::validate(&loaded.spec).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
         for w in &loaded.warnings {
             log::warn!("create {id}: config.json: {}", w.message);
         }
@@ -112,7 +117,11 @@ impl Shim {
                 Ok(pid)
             }
             Err(e) => {
+                let poststop = undo.poststop.take();
                 undo.run().await;
+                if let Some(spec) = poststop {
+                    let _ = self.hooks(&spec, &[Kind::Poststop], id, &bundle, 0).await;
+                }
                 Err(e)
             }
         }
@@ -138,6 +147,9 @@ impl Shim {
         let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr)
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         let plan = NsPlan::from_spec(&spec);
+        let hooked = Kind::ALL.iter().any(|k| !hooks::planned(&spec, &[*k]).is_empty());
+        let hooks_spec = hooked.then(|| Arc::new(spec.clone()));
+        let pause_for_hooks = !hooks::planned(&spec, &CREATE_HOOKS).is_empty();
         let process = spec
             .process()
             .clone()
@@ -150,6 +162,7 @@ impl Shim {
         let exited = self.reaper.register(spawned.pid);
         let pid = spawned.pid;
         undo.init = Some((spawned, exited));
+        undo.poststop = hooks_spec.clone();
         let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
         undo.state_dir = Some(state_dir.clone());
         let record = state::Record {
@@ -169,8 +182,14 @@ impl Shim {
         let Some((mut spawned, exited)) = undo.init.take() else {
             return Err(TaskError::Internal(format!("create {id}: init lost")));
         };
-        let config = InitConfig { id: id.to_string(), plan, rootfs: Some(RootfsSetup { path: rootfs, spec }), process };
-        let phase = match spawned.chan.configure(config).await {
+        let config = InitConfig {
+            id: id.to_string(),
+            plan,
+            rootfs: Some(RootfsSetup { path: rootfs, spec }),
+            process,
+            pause_for_hooks,
+        };
+        let phase = match self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await {
             Ok(phase) => phase,
             Err(e) => {
                 undo.init = Some((spawned, exited));
@@ -191,6 +210,7 @@ impl Shim {
         let c = Arc::new(Container {
             id: id.to_string(),
             bundle: req.bundle.clone(),
+            spec: hooks_spec,
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
             cgroup,
@@ -203,6 +223,29 @@ impl Shim {
             m.insert(id.to_string(), c.clone());
         }
         Ok(c)
+    }
+}
+
+/// The hooks Create runs while the init waits before pivot_root.
+const CREATE_HOOKS: [Kind; 3] = [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer];
+
+impl Shim {
+    /// Config -> [RunHooks: prestart, createRuntime, createContainer -> HooksDone] -> Ready.
+    async fn handshake(
+        &self,
+        spawned: &mut Spawned,
+        config: InitConfig,
+        spec: Option<&Spec>,
+        bundle: &Path,
+    ) -> Result<Phase, String> {
+        let id = config.id.clone();
+        let mut phase = spawned.chan.configure(config).await?;
+        if phase == Phase::HooksRequested {
+            let spec = spec.ok_or("the init asked for hooks that do not exist")?;
+            self.hooks(spec, &CREATE_HOOKS, &id, bundle, spawned.pid).await?;
+            phase = spawned.chan.hooks_done(phase).await?;
+        }
+        Ok(phase)
     }
 }
 

@@ -61,7 +61,7 @@ impl Shim {
             return Err(TaskError::Internal(format!("exec {who}: {e}")));
         }
         let mut spawned = spawned;
-        let config = InitConfig { id: format!("{id}/{eid}"), plan, rootfs: None, process };
+        let config = InitConfig { id: format!("{id}/{eid}"), plan, rootfs: None, process, pause_for_hooks: false };
         let phase = match spawned.chan.configure(config).await {
             Ok(phase) => phase,
             Err(e) => {

@@ -4,11 +4,12 @@
 
 mod create;
 mod exec;
+pub mod hooks;
 pub mod lifecycle;
 mod process;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,7 @@ pub use process::{IoPaths, Process, SignalError};
 use crate::cgroups::Cgroup;
 use crate::error::TaskError;
 use crate::events::EventSink;
+use crate::hooks::Kind;
 use crate::reaper::Reaper;
 use crate::runtime::Runtime;
 use crate::{state, sys};
@@ -51,6 +53,8 @@ pub struct Shim {
 pub struct Container {
     pub id: String,
     pub bundle: String,
+    /// The config, kept only when it has hooks (Start and Delete need them).
+    spec: Option<Arc<oci_spec::runtime::Spec>>,
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     cgroup: Cgroup,
@@ -123,7 +127,17 @@ impl Shim {
 
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32, TaskError> {
         self.touch();
-        let (_, p) = self.process(id, exec_id)?;
+        let (c, p) = self.process(id, exec_id)?;
+        let spec = if exec_id.is_empty() { c.spec.clone() } else { None };
+        let failed = |e: String| TaskError::Internal(format!("start {id}: {e}"));
+        if let Some(spec) = &spec {
+            if p.status().await.0 == Status::Created {
+                if let Err(e) = self.hooks(spec, &[Kind::StartContainer], id, Path::new(&c.bundle), p.pid).await {
+                    let _ = p.signal(libc::SIGKILL).await;
+                    return Err(failed(e));
+                }
+            }
+        }
         let events = &self.events;
         let pid = p.pid as u32;
         let announce = || {
@@ -146,6 +160,13 @@ impl Shim {
             };
             TaskError::Internal(msg)
         })?;
+        if let Some(spec) = &spec {
+            if let Err(e) = self.hooks(spec, &[Kind::Poststart], id, Path::new(&c.bundle), p.pid).await {
+                // runtime.md (v1.3): a failed poststart stops the container.
+                let _ = p.signal(libc::SIGKILL).await;
+                return Err(failed(e));
+            }
+        }
         Ok(p.pid)
     }
 
@@ -177,7 +198,11 @@ impl Shim {
             }
             return Ok((p.pid, exit));
         }
-        c.destroy();
+        c.release();
+        if let Some(spec) = &c.spec {
+            self.poststop(spec, id, Path::new(&c.bundle), &c.state_dir).await;
+        }
+        c.forget();
         if let Ok(mut m) = self.containers.lock() {
             m.remove(id);
         }
@@ -241,9 +266,9 @@ impl Container {
         self.execs.lock().map(|m| m.iter().map(|(id, p)| (p.pid, id.clone())).collect()).unwrap_or_default()
     }
 
-    /// Everything the container held on the host, best effort and logged: the
-    /// init is already dead, so nothing here can be refused by it.
-    fn destroy(&self) {
+    /// Everything the container held on the host but its state, best effort
+    /// and logged: the init is already dead, so nothing here can be refused by it.
+    fn release(&self) {
         if let Err(e) = self.cgroup.destroy(Duration::from_secs(3)) {
             log::warn!("delete {}: {e}", self.id);
         }
@@ -252,6 +277,10 @@ impl Container {
                 log::warn!("delete {}: unmount {}: {e}", self.id, root.display());
             }
         }
+    }
+
+    /// The state record goes last: until then the `delete` cleanup can finish the job.
+    fn forget(&self) {
         if let Err(e) = state::remove(&self.state_dir) {
             log::warn!("delete {}: remove state {}: {e}", self.id, self.state_dir.display());
         }

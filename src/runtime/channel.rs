@@ -1,7 +1,9 @@
 //! The parent <-> init handshake over a socketpair: length-prefixed JSON
 //! messages, and a phase machine that rejects anything out of order.
 //!
-//! parent: spawn, join cgroup   --Config-->  init: namespaces, rootfs, creds
+//! parent: spawn, join cgroup   --Config-->  init: namespaces, mounts
+//! parent: Create hooks        <--RunHooks-  init: waits before pivot_root
+//!   (only when there are any) --HooksDone->  init: pivot_root, creds
 //! parent: Create returns       <--Ready---  init: waits
 //! parent: Start RPC            --Start--->  init: exec (the socket is
 //!                                            close-on-exec: EOF = exec'd)
@@ -24,6 +26,8 @@ pub struct InitConfig {
     pub plan: NsPlan,
     pub rootfs: Option<RootfsSetup>,
     pub process: Process,
+    /// Stop before pivot_root so the Create hooks can run.
+    pub pause_for_hooks: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,11 +39,13 @@ pub struct RootfsSetup {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
     Config(Box<InitConfig>),
+    HooksDone,
     Start,
 }
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromInit {
+    RunHooks,
     Ready,
     Failed(String),
 }
@@ -107,12 +113,23 @@ impl ParentEnd {
 }
 
 impl ParentEnd {
-    /// Sends the config and waits for Ready: the first half of the handshake,
-    /// the same for a container's init and an exec.
+    /// Sends the config and waits for the init's answer: Ready, or (when
+    /// `pause_for_hooks`) HooksRequested. The same for an init and an exec.
     pub async fn configure(&mut self, cfg: InitConfig) -> Result<Phase, String> {
         self.send(&ToInit::Config(Box::new(cfg))).await.map_err(|e| format!("send config to init: {e}"))?;
+        self.next(Phase::ConfigSent).await
+    }
+
+    /// After the Create hooks: lets the init go on to Ready.
+    pub async fn hooks_done(&mut self, phase: Phase) -> Result<Phase, String> {
+        self.send(&ToInit::HooksDone).await.map_err(|e| format!("resume init: {e}"))?;
+        let phase = phase.advance(Observed::SentHooksDone).map_err(|e| e.to_string())?;
+        self.next(phase).await
+    }
+
+    async fn next(&mut self, phase: Phase) -> Result<Phase, String> {
         let seen = self.recv().await.map_err(|e| format!("read from init: {e}"))?;
-        Phase::ConfigSent.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
+        phase.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
     }
 }
 
@@ -120,6 +137,8 @@ impl ParentEnd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     ConfigSent,
+    HooksRequested,
+    HooksDone,
     Ready,
     StartSent,
     Execed,
@@ -130,6 +149,7 @@ pub enum Phase {
 pub enum Observed<'a> {
     Message(&'a FromInit),
     Eof,
+    SentHooksDone,
     SentStart,
 }
 
@@ -148,8 +168,10 @@ impl Phase {
         use {Observed as O, Phase as P};
         match (self, seen) {
             (_, O::Message(FromInit::Failed(m))) => Err(HandshakeError::InitFailed(m.clone())),
-            (P::ConfigSent, O::Message(FromInit::Ready)) => Ok(P::Ready),
-            (P::ConfigSent, O::Eof) => Err(HandshakeError::DiedEarly),
+            (P::ConfigSent | P::HooksDone, O::Message(FromInit::Ready)) => Ok(P::Ready),
+            (P::ConfigSent, O::Message(FromInit::RunHooks)) => Ok(P::HooksRequested),
+            (P::HooksRequested, O::SentHooksDone) => Ok(P::HooksDone),
+            (P::ConfigSent | P::HooksRequested | P::HooksDone, O::Eof) => Err(HandshakeError::DiedEarly),
             (P::Ready, O::SentStart) => Ok(P::StartSent),
             (P::StartSent, O::Eof) => Ok(P::Execed),
             (phase, seen) => Err(HandshakeError::OutOfOrder { phase, observed: format!("{seen:?}") }),
@@ -166,6 +188,17 @@ mod tests {
         let p = Phase::ConfigSent.advance(Observed::Message(&FromInit::Ready)).expect("ready");
         let p = p.advance(Observed::SentStart).expect("start");
         assert_eq!(p.advance(Observed::Eof), Ok(Phase::Execed));
+    }
+
+    #[test]
+    fn the_path_through_create_hooks() {
+        let p = Phase::ConfigSent.advance(Observed::Message(&FromInit::RunHooks)).expect("hooks");
+        assert_eq!(p, Phase::HooksRequested);
+        let p = p.advance(Observed::SentHooksDone).expect("done");
+        assert_eq!(p.advance(Observed::Message(&FromInit::Ready)), Ok(Phase::Ready));
+        assert!(matches!(p.advance(Observed::Message(&FromInit::RunHooks)), Err(HandshakeError::OutOfOrder { .. })));
+        assert!(matches!(Phase::Ready.advance(Observed::SentHooksDone), Err(HandshakeError::OutOfOrder { .. })));
+        assert_eq!(Phase::HooksDone.advance(Observed::Eof), Err(HandshakeError::DiedEarly));
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub fn main() -> ! {
         Ok(Some(ToInit::Config(cfg))) => cfg,
         _ => sys::exit_now(1),
     };
-    let exec = match prepare(&cfg) {
+    let exec = match prepare(&cfg, &mut chan) {
         Ok(exec) => exec,
         Err(e) => fail(&mut chan, &format!("{} {}: {e}", if cfg.rootfs.is_some() { "create" } else { "exec" }, cfg.id)),
     };
@@ -63,14 +63,24 @@ fn fail(chan: &mut InitEnd, msg: &str) -> ! {
     sys::exit_now(1)
 }
 
-fn prepare(cfg: &InitConfig) -> Result<process::Exec, InitError> {
+fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitError> {
     let plan = &cfg.plan;
     join_namespaces(plan)?;
     if let Some(root) = &cfg.rootfs {
         if plan.new_cgroupns {
             sys::unshare(libc::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
         }
-        rootfs::prepare(&root.spec, &root.path)?;
+        let mut before_pivot = || {
+            if !cfg.pause_for_hooks {
+                return Ok(());
+            }
+            chan.send(&FromInit::RunHooks).map_err(step("ask for the Create hooks"))?;
+            match chan.recv() {
+                Ok(Some(ToInit::HooksDone)) => Ok(()),
+                _ => sys::exit_now(1),
+            }
+        };
+        rootfs::prepare(&root.spec, &root.path, &mut before_pivot)?;
         set_hostname(&root.spec, plan)?;
     }
     process::setup(&cfg.process)

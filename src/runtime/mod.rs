@@ -81,7 +81,7 @@ impl Runtime {
 
 /// Runs `f` with this thread's children created in the pid namespace at
 /// `path` (setns for pid only changes where children go), then switches back.
-fn in_pid_namespace<T>(path: &std::path::Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+pub(crate) fn in_pid_namespace<T>(path: &std::path::Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let own = File::open("/proc/thread-self/ns/pid_for_children")?;
     let target = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
     sys::setns(target.as_raw_fd(), libc::CLONE_NEWPID)

@@ -57,7 +57,12 @@ fn components(p: &Path) -> Vec<OsString> {
         .collect()
 }
 
-pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<(), InitError> {
+/// `before_pivot` runs once the mounts and /dev exist (the Create hooks).
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    before_pivot: &mut dyn FnMut() -> Result<(), InitError>,
+) -> Result<(), InitError> {
     let linux = spec.linux().as_ref();
     let propagation = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -99,6 +104,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path) -> Result<(), InitError> {
             )?;
         }
     }
+    before_pivot()?;
     pivot(rootfs)?;
     if let Some(l) = linux {
         for p in l.masked_paths().iter().flatten() {

@@ -1,0 +1,275 @@
+//! OCI hooks through containerd: order, RPC, namespaces, state, env, the
+//! failure rules, and poststop surviving a SIGKILLed shim.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// Appends one JSON line per call to $LOG: what the hook was run as and saw.
+/// It works under the host's /bin/sh and the container's busybox alike.
+const PROBE: &str = r#"#!/bin/sh
+state=$(cat)
+pid=$(echo "$state" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+exists=no; [ -n "$pid" ] && [ -e "/proc/$pid" ] && exists=yes
+exe=""; [ -n "$pid" ] && exe=$(readlink "/proc/$pid/exe" 2>/dev/null)
+env=$(env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | sort | tr '\n' ' ')
+printf '{"kind":"%s","idx":"%s","arg0":"%s","mnt":"%s","pidns":"%s","net":"%s","exists":"%s","exe":"%s","cwd":"%s","env":"%s","state":%s}\n' \
+  "$1" "$2" "$0" "$(readlink /proc/self/ns/mnt)" "$(readlink /proc/self/ns/pid)" "$(readlink /proc/self/ns/net)" \
+  "$exists" "$exe" "$(pwd)" "$env" "$state" >>"$LOG"
+if [ -n "$FAIL" ]; then echo "failing on purpose: $1" >&2; exit "$FAIL"; fi
+if [ -n "$HANG" ]; then sleep 1000 & sleep 1000; fi
+exit 0
+"#;
+
+pub struct Setup {
+    pub dir: PathBuf,
+    pub spec: Value,
+}
+
+/// A rootfs with the probe's directory bound in at the same path, so hooks
+/// on either side of pivot_root find the probe and the log.
+pub fn setup(id: &str, args: &[&str]) -> Setup {
+    let dir = work_dir().join(format!("hooks-{id}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("probe.sh"), PROBE).expect("probe");
+    std::fs::set_permissions(dir.join("probe.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let root = rootfs(id);
+    let mut spec = spec(id, &root, args);
+    spec["mounts"].as_array_mut().expect("mounts").push(json!({
+        "destination": dir, "type": "bind", "source": dir, "options": ["rbind", "rw"]
+    }));
+    Setup { dir, spec }
+}
+
+pub fn hook(s: &Setup, kind: &str, idx: usize, extra_env: &[&str]) -> Value {
+    let probe = s.dir.join("probe.sh");
+    let mut env = vec![format!("LOG={}", s.dir.join("log").display()), "PATH=/usr/bin:/bin".into(), "HOOKVAR=x".into()];
+    env.extend(extra_env.iter().map(|e| e.to_string()));
+    json!({"path": probe, "args": ["probe", kind, idx.to_string()], "env": env, "timeout": 10})
+}
+
+pub fn log(s: &Setup) -> Vec<Value> {
+    std::fs::read_to_string(s.dir.join("log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("probe line {l}: {e}")))
+        .collect()
+}
+
+fn kinds(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| format!("{}#{}", e["kind"].as_str().unwrap_or(""), e["idx"].as_str().unwrap_or("")))
+        .collect()
+}
+
+const ALL: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+
+fn host_ns(name: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{name}")).expect("ns").to_string_lossy().into_owned()
+}
+
+#[test]
+fn all_six_kinds_run_in_order_in_the_right_namespaces_with_the_right_state() {
+    let id = "hk-all";
+    // The process outlives poststart, which looks at it through /proc.
+    let script = "readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; readlink /proc/self/ns/net; sleep 1";
+    let mut s = setup(id, &["sh", "-c", script]);
+    let mut hooks = serde_json::Map::new();
+    for kind in ALL {
+        hooks.insert(kind.into(), json!([hook(&s, kind, 0, &[]), hook(&s, kind, 1, &[])]));
+    }
+    s.spec["hooks"] = Value::Object(hooks);
+    s.spec["annotations"] = json!({"io.example/hooked": "yes"});
+    let out = run_spec(id, &s.spec);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let inside: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    assert_eq!(inside.len(), 3, "{inside:?}");
+    let entries = log(&s);
+    let want: Vec<String> = ALL.iter().flat_map(|k| [format!("{k}#0"), format!("{k}#1")]).collect();
+    assert_eq!(kinds(&entries), want);
+    for e in &entries {
+        let kind = e["kind"].as_str().expect("kind");
+        let in_container = kind == "createContainer" || kind == "startContainer";
+        let (mnt, pidns, net) =
+            (e["mnt"].as_str().expect("mnt"), e["pidns"].as_str().expect("pid"), e["net"].as_str().expect("net"));
+        if in_container {
+            assert_eq!(
+                (mnt, pidns, net),
+                (inside[0].as_str(), inside[1].as_str(), inside[2].as_str()),
+                "{kind} namespaces"
+            );
+        } else {
+            assert_eq!(
+                (mnt.to_string(), pidns.to_string(), net.to_string()),
+                (host_ns("mnt"), host_ns("pid"), host_ns("net")),
+                "{kind}"
+            );
+        }
+        let status = match kind {
+            "prestart" | "createRuntime" | "createContainer" => "creating",
+            "startContainer" => "created",
+            "poststart" => "running",
+            _ => "stopped",
+        };
+        let state = &e["state"];
+        assert_eq!(state["status"], status, "{kind}");
+        assert_eq!(state["id"], id);
+        assert_eq!(state["ociVersion"], s.spec["ociVersion"]);
+        assert_eq!(state["annotations"]["io.example/hooked"], "yes");
+        assert!(state["bundle"].as_str().is_some_and(|b| b.ends_with(id)), "{kind}: {state}");
+        // argv[0] cannot be checked with a script: for `#!` files the kernel
+        // passes the script path instead. args[1..] arrive as $1, $2.
+        let env = e["env"].as_str().expect("env");
+        assert!(
+            env.contains("HOOKVAR=x") && !env.contains("MYSHIM_ROOT") && !env.contains("TTRPC_ADDRESS"),
+            "{kind}: {env}"
+        );
+        match kind {
+            "poststop" => assert!(state.get("pid").is_none(), "poststop: {state}"),
+            // state.pid is the pid in the runtime's namespace; after pivot_root
+            // the container's /proc shows its own pid namespace instead.
+            "startContainer" => assert_eq!(e["exists"], "no", "{kind}"),
+            _ => assert_eq!(e["exists"], "yes", "{kind}: /proc/<state.pid> should exist"),
+        }
+        if kind == "poststart" {
+            assert!(e["exe"].as_str().is_some_and(|x| x.ends_with("busybox")), "poststart after exec: {}", e["exe"]);
+        }
+        if kind == "createRuntime" {
+            assert!(
+                e["exe"].as_str().is_some_and(|x| x.contains("myshim-init")),
+                "createRuntime before exec: {}",
+                e["exe"]
+            );
+        }
+    }
+    assert_no_leftovers(id);
+}
+
+/// Runs a spec whose `kind` hook fails in `how`; returns ctr's stderr and the probe log.
+fn failing(id: &str, kind: &str, how: &[&str], timeout: Option<i64>) -> (String, Vec<Value>, Setup) {
+    let mut s = setup(id, &["sleep", "1000"]);
+    let mut bad = hook(&s, kind, 0, how);
+    if let Some(t) = timeout {
+        bad["timeout"] = json!(t);
+    }
+    s.spec["hooks"] = json!({ kind: [bad], "poststop": [hook(&s, "poststop", 0, &[])] });
+    let p = write_spec(id, &s.spec);
+    let out = ctr(&["run", "-d", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{kind} should fail its RPC: {stderr}");
+    if kind == "startContainer" || kind == "poststart" {
+        // The container was stopped; containerd sees the exit and can delete it.
+        wait_status(id, "STOPPED");
+    }
+    remove(id);
+    (stderr, log(&s), s)
+}
+
+#[test]
+fn a_failing_hook_fails_its_rpc_names_itself_and_poststop_still_runs() {
+    for kind in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"] {
+        let id = format!("hk-fail-{}", kind.to_lowercase());
+        let (stderr, entries, s) = failing(&id, kind, &["FAIL=3"], None);
+        let path = s.dir.join("probe.sh");
+        let want =
+            format!("{kind} hook #0 ({}): exited with status 3; stderr: failing on purpose: {kind}", path.display());
+        assert!(stderr.contains(&want), "{kind}: {stderr}");
+        assert_eq!(
+            kinds(&entries).last().map(String::as_str),
+            Some("poststop#0"),
+            "{kind}: poststop must run: {entries:?}"
+        );
+        assert_no_leftovers(&id);
+    }
+}
+
+#[test]
+fn start_hook_failures_reach_the_start_rpc() {
+    let id = "hk-start-rpc";
+    let mut s = setup(id, &["sleep", "1000"]);
+    s.spec["hooks"] = json!({"poststart": [hook(&s, "poststart", 0, &["FAIL=4"])]});
+    let p = write_spec(id, &s.spec);
+    assert!(ctr(&["container", "create", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id]).status.success());
+    let out = ctr(&["task", "start", id]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("poststart hook #0") && err.contains("exited with status 4"), "{err}");
+    remove(id);
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn a_hook_that_hangs_is_killed_with_its_process_group() {
+    let id = "hk-hang";
+    let (stderr, _, s) = failing(id, "createRuntime", &["HANG=1"], Some(1));
+    assert!(stderr.contains("createRuntime hook #0") && stderr.contains("timed out after 1s"), "{stderr}");
+    std::thread::sleep(Duration::from_millis(300));
+    let leftover = std::process::Command::new("pgrep").args(["-f", "sleep 1000"]).output().expect("pgrep");
+    let pids: Vec<i32> = text(&leftover.stdout).lines().filter_map(|l| l.parse().ok()).collect();
+    let ours: Vec<i32> = pids
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/environ"))
+                .is_ok_and(|e| e.contains(&s.dir.to_string_lossy().to_string()))
+        })
+        .filter(|p| !gone(*p))
+        .collect();
+    assert!(ours.is_empty(), "the hook's background child survived: {ours:?}");
+}
+
+#[test]
+fn a_missing_hook_binary_fails_create() {
+    let id = "hk-missing";
+    let mut s = setup(id, &["true"]);
+    s.spec["hooks"] = json!({"createRuntime": [{"path": "/no/such/hook"}]});
+    let out = run_spec(id, &s.spec);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("createRuntime hook #0 (/no/such/hook): could not run"), "{err}");
+    remove(id);
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn invalid_hook_values_fail_create() {
+    let id = "hk-invalid";
+    let mut s = setup(id, &["true"]);
+    s.spec["hooks"] = json!({"prestart": [{"path": "/bin/true", "timeout": 0}]});
+    let out = run_spec(id, &s.spec);
+    assert!(
+        text(&out.stderr).contains("hooks.prestart[0].timeout: 0 must be greater than zero"),
+        "{}",
+        text(&out.stderr)
+    );
+    remove(id);
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn poststop_runs_once_after_the_shim_is_killed() {
+    let id = "hk-durable";
+    let mut s = setup(id, &["sleep", "1000"]);
+    s.spec["hooks"] = json!({"poststop": [hook(&s, "poststop", 0, &[])]});
+    let p = write_spec(id, &s.spec);
+    assert!(ctr(&["run", "-d", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id]).status.success());
+    wait_status(id, "RUNNING");
+    let shims = shim_pids(id);
+    assert_eq!(shims.len(), 1);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shims[0]), nix::sys::signal::SIGKILL).expect("kill shim");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while log(&s).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    remove(id);
+    std::thread::sleep(Duration::from_millis(300));
+    let entries = log(&s);
+    assert_eq!(kinds(&entries), ["poststop#0"], "exactly once: {entries:?}");
+    assert_eq!(entries[0]["state"]["status"], "stopped");
+    assert_eq!(entries[0]["state"]["id"], id);
+    assert_no_leftovers(id);
+}
