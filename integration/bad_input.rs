@@ -69,3 +69,16 @@ fn unusable_cgroups_path_fails_create() {
     remove(id);
     assert_no_leftovers(id);
 }
+
+#[test]
+fn malformed_runtime_options_fail_create() {
+    let id = "bad-options";
+    let cfg = work_dir().join("bad-options.json");
+    std::fs::write(&cfg, r#"{"hooks": {"strict": "yes"}}"#).expect("write");
+    let out = run_image(id, &["--runtime-config-path", &cfg.to_string_lossy()], &["true"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("runtime options") && err.contains("hooks.strict must be true or false"), "{err}");
+    remove(id);
+    assert_no_leftovers(id);
+}

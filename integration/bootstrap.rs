@@ -209,3 +209,38 @@ fn miscased_and_misplaced_hooks_do_not_run_and_are_reported() {
     }
     assert_no_leftovers(id);
 }
+
+#[test]
+fn strict_mode_turns_hook_key_warnings_into_a_create_error() {
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    let id = "boot-strict";
+    let s = crate::hooks::setup(id, &["true"]);
+    let b = bundle(id);
+    let mut spec = s.spec.clone();
+    spec["hooks"] = serde_json::json!({"Poststart": [crate::hooks::hook(&s, "poststart", 0, &[])]});
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
+    let addr = text(&start(&b, id, None));
+    let options = Any {
+        type_url: "runtimeoptions.v1.Options".into(),
+        value: pb(3, r#"{"hooks": {"strict": true}}"#),
+        ..Default::default()
+    };
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let pid = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest {
+            id: id.into(),
+            bundle: b.to_string_lossy().into(),
+            options: Some(options).into(),
+            ..Default::default()
+        };
+        let e = format!("{:?}", c.create(ctx(), &req).await.expect_err("strict mode must refuse"));
+        assert!(
+            e.contains("hooks strict mode") && e.contains("hooks.Poststart is not an OCI hook and will not run"),
+            "{e}"
+        );
+        shutdown(&c, pid).await;
+    });
+    assert!(crate::hooks::log(&s).is_empty());
+    assert_no_leftovers(id);
+}

@@ -273,3 +273,48 @@ fn poststop_runs_once_after_the_shim_is_killed() {
     assert_eq!(entries[0]["state"]["id"], id);
     assert_no_leftovers(id);
 }
+
+#[test]
+fn a_create_runtime_hook_can_wire_up_the_network_and_poststop_removes_it() {
+    // nerdctl's pattern, confined to namespaces this test makes: a veth pair
+    // from the container's netns (the state's pid) to a test netns.
+    let id = "hk-net";
+    let netns = format!("myshim-hknet-{}", std::process::id());
+    let mut s = setup(id, &["ping", "-c", "1", "-W", "2", "10.213.0.1"]);
+    let up = format!(
+        r#"#!/bin/sh
+set -e
+pid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+ip netns add {netns}
+ip link add vh-{id} type veth peer name vc-{id}
+ip link set vh-{id} netns {netns}
+ip link set vc-{id} netns "$pid"
+ip netns exec {netns} ip addr add 10.213.0.1/30 dev vh-{id}
+ip netns exec {netns} ip link set vh-{id} up
+nsenter -t "$pid" -n ip addr add 10.213.0.2/30 dev vc-{id}
+nsenter -t "$pid" -n ip link set vc-{id} up
+nsenter -t "$pid" -n ip link set lo up
+"#
+    );
+    let down = format!("#!/bin/sh\nip netns exec {netns} ip link del vh-{id} 2>/dev/null\nip netns del {netns}\n");
+    for (name, body) in [("net-up.sh", up), ("net-down.sh", down)] {
+        std::fs::write(s.dir.join(name), body).expect("script");
+        std::fs::set_permissions(s.dir.join(name), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    }
+    let env = json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]);
+    s.spec["hooks"] = json!({
+        "createRuntime": [{"path": s.dir.join("net-up.sh"), "env": env}],
+        "poststop": [{"path": s.dir.join("net-down.sh"), "env": env}]
+    });
+    let out = run_spec(id, &s.spec);
+    let netns_left = std::path::Path::new("/run/netns").join(&netns).exists();
+    if netns_left {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &netns]).status();
+    }
+    assert!(out.status.success(), "stdout: {} stderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 packets received"), "{}", text(&out.stdout));
+    assert!(!netns_left, "poststop should have removed {netns}");
+    let links = std::process::Command::new("ip").args(["-o", "link"]).output().expect("ip link");
+    assert!(!text(&links.stdout).contains(&format!("vh-{id}")), "interface left behind");
+    assert_no_leftovers(id);
+}

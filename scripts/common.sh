@@ -16,6 +16,7 @@ ensure_deps() {
     command -v runc >/dev/null || missing+=(runc)
     [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || missing+=(busybox-static)
     command -v python3 >/dev/null || missing+=(python3)
+    command -v ip >/dev/null || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive

@@ -19,6 +19,7 @@ mod spec;
 mod state;
 mod stdio;
 mod sys;
+mod wire;
 
 use std::io::Write;
 

@@ -16,22 +16,68 @@ fn type_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
 
-pub fn accept(options: Option<&Any>) -> Result<(), String> {
+/// This shim's own settings, from containerd's runtime options.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ShimOptions {
+    /// Mis-cased or misplaced hook keys fail Create instead of being warnings.
+    pub hooks_strict: bool,
+}
+
+/// Reads the options of a Create. runc's types are accepted and ignored;
+/// CRI's and ctr's `runtimeoptions.v1.Options` (config_path = 2, config_body
+/// = 3) point at our config, `{"hooks": {"strict": true}}`, which must parse.
+pub fn parse(options: Option<&Any>) -> Result<ShimOptions, String> {
     let Some(any) = options.filter(|a| !a.type_url.is_empty()) else {
-        return Ok(());
+        return Ok(ShimOptions::default());
     };
     match type_name(&any.type_url) {
         RUNC_V1 => match RuncOptions::parse_from_bytes(&any.value) {
-            Ok(o) if !o.binary_name.is_empty() => {
-                log::debug!("ignoring runc option BinaryName={}", o.binary_name)
-            }
+            Ok(o) if !o.binary_name.is_empty() => log::debug!("ignoring runc option BinaryName={}", o.binary_name),
             Ok(_) => {}
             Err(e) => log::warn!("ignoring malformed {RUNC_V1}: {e}"),
         },
-        RUNC_LEGACY | CRI => {}
+        RUNC_LEGACY => {}
+        CRI => return from_runtime_options(&any.value),
         other => log::warn!("ignoring runtime options of unknown type {other}"),
     }
-    Ok(())
+    Ok(ShimOptions::default())
+}
+
+fn from_runtime_options(value: &[u8]) -> Result<ShimOptions, String> {
+    let fields = crate::wire::length_delimited(value).ok_or_else(|| format!("{CRI}: not a protobuf message"))?;
+    let (path, body) = (crate::wire::string_field(&fields, 2), crate::wire::string_field(&fields, 3));
+    let (origin, text) = if !body.is_empty() {
+        ("config_body".to_string(), body)
+    } else if !path.is_empty() {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{CRI}: config_path {path}: {e}"))?;
+        (format!("config_path {path}"), text)
+    } else {
+        return Ok(ShimOptions::default());
+    };
+    config(&text).map_err(|e| format!("{CRI}: {origin}: {e}"))
+}
+
+/// Our config: unknown keys are refused, since they are meant for us.
+fn config(text: &str) -> Result<ShimOptions, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let top = v.as_object().ok_or("must be a JSON object")?;
+    let mut out = ShimOptions::default();
+    for (k, v) in top {
+        match (k.as_str(), v) {
+            ("hooks", serde_json::Value::Object(h)) => {
+                for (k, v) in h {
+                    match (k.as_str(), v.as_bool()) {
+                        ("strict", Some(b)) => out.hooks_strict = b,
+                        ("strict", None) => return Err("hooks.strict must be true or false".into()),
+                        (other, _) => return Err(format!("hooks.{other} is not a setting (known: hooks.strict)")),
+                    }
+                }
+            }
+            ("hooks", _) => return Err("hooks must be an object".into()),
+            (other, _) => return Err(format!("{other} is not a setting (known: hooks)")),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -42,20 +88,51 @@ mod tests {
         Any { type_url: url.into(), value, ..Default::default() }
     }
 
-    #[test]
-    fn runc_and_cri_options_are_accepted() {
-        let runc = RuncOptions { binary_name: "runc".into(), systemd_cgroup: false, ..Default::default() };
-        let bytes = runc.write_to_bytes().expect("encode");
-        assert!(accept(Some(&any("containerd.runc.v1.Options", bytes.clone()))).is_ok());
-        assert!(accept(Some(&any("type.googleapis.com/containerd.runc.v1.Options", bytes))).is_ok());
-        assert!(accept(Some(&any("containerd.linux.runc.CreateOptions", vec![8, 1]))).is_ok());
-        assert!(accept(Some(&any("runtimeoptions.v1.Options", vec![]))).is_ok());
-        assert!(accept(None).is_ok());
+    fn pb(field: u8, s: &str) -> Vec<u8> {
+        let mut v = vec![(field << 3) | 2, s.len() as u8];
+        v.extend_from_slice(s.as_bytes());
+        v
     }
 
     #[test]
-    fn garbage_and_unknown_types_never_fail_create() {
-        assert!(accept(Some(&any("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]))).is_ok());
-        assert!(accept(Some(&any("example.com/Other", vec![1, 2, 3]))).is_ok());
+    fn runc_options_are_accepted_and_ignored() {
+        let runc = RuncOptions { binary_name: "runc".into(), ..Default::default() };
+        let bytes = runc.write_to_bytes().expect("encode");
+        assert_eq!(parse(Some(&any("containerd.runc.v1.Options", bytes.clone()))), Ok(ShimOptions::default()));
+        assert_eq!(
+            parse(Some(&any("type.googleapis.com/containerd.runc.v1.Options", bytes))),
+            Ok(ShimOptions::default())
+        );
+        assert_eq!(parse(Some(&any("containerd.linux.runc.CreateOptions", vec![8, 1]))), Ok(ShimOptions::default()));
+        assert_eq!(parse(None), Ok(ShimOptions::default()));
+    }
+
+    #[test]
+    fn garbage_runc_options_and_unknown_types_never_fail_create() {
+        assert!(parse(Some(&any("containerd.runc.v1.Options", vec![0xff, 0xff, 0xff]))).is_ok());
+        assert!(parse(Some(&any("example.com/Other", vec![1, 2, 3]))).is_ok());
+    }
+
+    #[test]
+    fn runtime_options_carry_our_config() {
+        let body = [pb(1, "x"), pb(3, r#"{"hooks": {"strict": true}}"#)].concat();
+        assert_eq!(parse(Some(&any(CRI, body))), Ok(ShimOptions { hooks_strict: true }));
+        let path = std::env::temp_dir().join(format!("myshim-opts-{}.json", std::process::id()));
+        std::fs::write(&path, r#"{"hooks": {"strict": false}}"#).expect("write");
+        let by_path = [pb(2, &path.to_string_lossy())].concat();
+        assert_eq!(parse(Some(&any(CRI, by_path))), Ok(ShimOptions { hooks_strict: false }));
+        std::fs::remove_file(&path).expect("cleanup");
+        assert_eq!(parse(Some(&any(CRI, vec![]))), Ok(ShimOptions::default()));
+    }
+
+    #[test]
+    fn malformed_runtime_options_are_refused_clearly() {
+        let e = parse(Some(&any(CRI, [pb(3, "{nope")].concat()))).unwrap_err();
+        assert!(e.starts_with("runtimeoptions.v1.Options: config_body: not JSON"), "{e}");
+        let e = parse(Some(&any(CRI, [pb(3, r#"{"hooks": {"strickt": true}}"#)].concat()))).unwrap_err();
+        assert_eq!(e, "runtimeoptions.v1.Options: config_body: hooks.strickt is not a setting (known: hooks.strict)");
+        let e = parse(Some(&any(CRI, [pb(2, "/no/such/myshim.json")].concat()))).unwrap_err();
+        assert!(e.contains("config_path /no/such/myshim.json: No such file"), "{e}");
+        assert!(parse(Some(&any(CRI, vec![0x0f]))).unwrap_err().contains("not a protobuf message"));
     }
 }

@@ -45,14 +45,16 @@ fn proto_status(s: Status) -> ProtoStatus {
 impl Task for TaskService {
     async fn create(&self, _: &TtrpcContext, req: api::CreateTaskRequest) -> R<api::CreateTaskResponse> {
         self.shim.touch();
-        if let Err(e) = options::accept(req.options.as_ref()) {
-            return fail(TaskError::invalid("create", &req.id, "options", e));
-        }
+        let options = match options::parse(req.options.as_ref()) {
+            Ok(o) => o,
+            Err(e) => return fail(TaskError::invalid("create", &req.id, "runtime options", e)),
+        };
         let r = CreateRequest {
             id: req.id,
             bundle: req.bundle,
             rootfs: req.rootfs,
             io: IoPaths { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+            options,
         };
         match self.shim.create(r).await {
             Ok(pid) => Ok(api::CreateTaskResponse { pid: pid as u32, ..Default::default() }),

@@ -30,41 +30,6 @@ pub enum Stdin {
     Params(Params, Encoding),
 }
 
-/// Protobuf wire fields that are length-delimited: (field number, bytes).
-fn proto_fields(mut b: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-    fn varint(b: &mut &[u8]) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = b.split_first()?;
-            *b = rest;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let key = varint(&mut b)?;
-        match key & 7 {
-            0 => {
-                varint(&mut b)?;
-            }
-            1 => b = b.get(8..)?,
-            5 => b = b.get(4..)?,
-            2 => {
-                let len = usize::try_from(varint(&mut b)?).ok()?;
-                let (v, rest) = (b.get(..len)?, b.get(len..)?);
-                out.push((key >> 3, v));
-                b = rest;
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
 pub fn classify(input: &[u8], flag_id: &str, flag_ns: &str) -> Result<Stdin, String> {
     let trimmed = input.trim_ascii();
     if trimmed.is_empty() {
@@ -84,17 +49,10 @@ pub fn classify(input: &[u8], flag_id: &str, flag_ns: &str) -> Result<Stdin, Str
         };
         return Ok(Stdin::Params(p, Encoding::Json));
     }
-    let Some(fields) = proto_fields(input) else {
+    let Some(fields) = crate::wire::length_delimited(input) else {
         return Err(format!("stdin: {} bytes that are neither bootstrap params nor runtime options", input.len()));
     };
-    let text = |n: u64| {
-        fields
-            .iter()
-            .rev()
-            .find(|(f, _)| *f == n)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
+    let text = |n: u64| crate::wire::string_field(&fields, n);
     let p = Params { id: text(1), namespace: text(2), ttrpc_address: text(5), grpc_address: text(6) };
     if p.id == flag_id && p.namespace == flag_ns {
         Ok(Stdin::Params(p, Encoding::Proto))

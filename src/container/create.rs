@@ -11,6 +11,7 @@ use super::{Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
 use crate::hooks::{self, Kind};
+use crate::options::ShimOptions;
 use crate::runtime::channel::{InitConfig, Phase, RootfsSetup};
 use crate::runtime::namespaces::NsPlan;
 use crate::runtime::Spawned;
@@ -27,6 +28,7 @@ pub struct CreateRequest {
     pub bundle: String,
     pub rootfs: Vec<Mount>,
     pub io: IoPaths,
+    pub options: ShimOptions,
 }
 
 /// What Create has done so far, to be undone if a later step fails.
@@ -92,6 +94,15 @@ impl Shim {
         hooks::validate(&loaded.spec).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
         for w in &loaded.warnings {
             log::warn!("create {id}: config.json: {}", w.message);
+        }
+        let hook_keys: Vec<&str> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.path.to_ascii_lowercase().contains("hook"))
+            .map(|w| w.message.as_str())
+            .collect();
+        if req.options.hooks_strict && !hook_keys.is_empty() {
+            return Err(TaskError::invalid("create", id, "config.json (hooks strict mode)", hook_keys.join("; ")));
         }
         let mut undo = Undo::default();
         match self.create_steps(&req, &bundle, loaded.spec, &mut undo).await {
