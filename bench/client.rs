@@ -4,9 +4,12 @@
 //! without containerd. Events go to a stand-in Events service. Shims are
 //! interleaved (A, B, A, B ...) after warm-up so machine noise hits all alike.
 //!
-//! bench-client --work DIR --spec SPEC.json --runs N --warmup K LABEL=SHIM [LABEL=SHIM ...]
+//! bench-client --work DIR --spec SPEC.json --runs N --warmup K LABEL=SHIM[,SPEC] ...
 //! prints one JSON object: per label, per step, every sample in ms, and the
 //! CPU time (user+sys, start command + shim + what it reaped) per lifecycle.
+//! A label with its own SPEC that has hooks also gets `hooks_own_ms`: the
+//! time its hooks take when the client runs them itself, one after another,
+//! so the bench can show what a shim adds beyond the hooks' own run time.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
@@ -140,6 +143,37 @@ async fn lifecycle(
     t
 }
 
+/// Runs every hook of `spec` the way a runtime would (its args and env, a
+/// state on stdin), one at a time; the total wall time in ms.
+fn hooks_own_ms(spec: &serde_json::Value) -> Option<f64> {
+    use std::io::Write;
+    let hooks = spec.get("hooks")?.as_object()?;
+    let t0 = Instant::now();
+    for hook in hooks.values().filter_map(|v| v.as_array()).flatten() {
+        let path = hook["path"].as_str().expect("hook path");
+        let args: Vec<&str> =
+            hook["args"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+        let mut cmd = Command::new(path);
+        if let Some((arg0, rest)) = args.split_first() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, arg0).args(rest);
+        }
+        cmd.env_clear();
+        for kv in hook["env"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn hook");
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(br#"{"ociVersion":"1.0.2","id":"bench","status":"creating","bundle":"/"}"#);
+        assert!(child.wait().expect("wait hook").success(), "hook {path} failed");
+    }
+    Some(ms(t0.elapsed()))
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (mut work, mut spec, mut runs, mut warmup, mut shims) = (None, None, 50usize, 5usize, Vec::new());
@@ -151,14 +185,22 @@ fn main() {
             "--runs" => runs = val().parse().expect("runs"),
             "--warmup" => warmup = val().parse().expect("warmup"),
             s => {
-                let (label, path) = s.split_once('=').expect("LABEL=SHIM");
-                shims.push((label.to_string(), PathBuf::from(path)));
+                let (label, rest) = s.split_once('=').expect("LABEL=SHIM[,SPEC]");
+                let (path, spec) = match rest.split_once(',') {
+                    Some((path, spec)) => (path, Some(PathBuf::from(spec))),
+                    None => (rest, None),
+                };
+                shims.push((label.to_string(), PathBuf::from(path), spec));
             }
         }
     }
     let work = work.expect("--work");
-    let spec: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(spec.expect("--spec")).expect("read spec")).expect("spec");
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("spec")
+    };
+    let spec = read(&spec.expect("--spec"));
+    let shims: Vec<(String, PathBuf, serde_json::Value)> =
+        shims.into_iter().map(|(l, p, s)| (l, p, s.map_or_else(|| spec.clone(), |s| read(&s)))).collect();
     std::fs::create_dir_all(&work).expect("work");
     nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -172,12 +214,17 @@ fn main() {
         server.start().await.expect("events server");
         let mut samples: Samples = BTreeMap::new();
         let mut cpu: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut own: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for i in 0..warmup + runs {
-            for (label, shim) in &shims {
+            for (label, shim, spec) in &shims {
+                let own_ms = hooks_own_ms(spec);
                 let before = children_cpu_ms();
-                let t = lifecycle(shim, &work, &spec, &format!("{label}-{i}"), &events).await;
+                let t = lifecycle(shim, &work, spec, &format!("{label}-{i}"), &events).await;
                 if i < warmup {
                     continue;
+                }
+                if let Some(o) = own_ms {
+                    own.entry(label.clone()).or_default().push(o);
                 }
                 cpu.entry(label.clone()).or_default().push(children_cpu_ms() - before);
                 let per = samples.entry(label.clone()).or_default();
@@ -186,7 +233,7 @@ fn main() {
                 }
             }
         }
-        serde_json::json!({"runs": runs, "samples_ms": samples, "cpu_ms": cpu})
+        serde_json::json!({"runs": runs, "samples_ms": samples, "cpu_ms": cpu, "hooks_own_ms": own})
     });
     println!("{result}");
 }

@@ -31,6 +31,16 @@ fig["4_shim_memory_kib"] = {r: mem[r] or None for r in RTS}
 thr = {l[0]: int(l[1]) / (int(l[2]) / 1e6) for l in lines("throughput.txt")}
 fig["5_throughput_containers_per_s"] = {r: thr.get(r) for r in RTS}
 fig["6_cpu_ms_per_lifecycle"] = {r: dist(client["cpu_ms"].get(r, [])) for r in RTS}
+def hooks_fig(r):
+    with_hooks = client["samples_ms"].get(r + "-hooks", {}).get("total", [])
+    without = client["samples_ms"].get(r, {}).get("total", [])
+    own = client.get("hooks_own_ms", {}).get(r + "-hooks", [])
+    if not (with_hooks and without and own):
+        return None
+    added = statistics.median(with_hooks) - statistics.median(without)
+    return {"total_with_hooks": dist(with_hooks), "added": added, "hooks_own": dist(own),
+            "added_beyond_own": added - statistics.median(own)}
+fig["7_lifecycle_with_6_true_hooks_ms"] = {r: hooks_fig(r) for r in RTS}
 
 def ratio(a, b):
     return round(a / b, 3) if a is not None and b else None
@@ -53,6 +63,9 @@ for k in ("rss_kib", "pss_kib"):
         row(f"4 shim {k[:3].upper()} per container ({per[0][len('per_container_of_'):]})", g(fig, "4_shim_memory_kib", "myshim", per[0], k), g(fig, "4_shim_memory_kib", "runc", per[0], k), "KiB")
 row("5 throughput", fig["5_throughput_containers_per_s"]["myshim"], fig["5_throughput_containers_per_s"]["runc"], "containers/s")
 row("6 CPU per lifecycle (median)", g(fig, "6_cpu_ms_per_lifecycle", "myshim", "median"), g(fig, "6_cpu_ms_per_lifecycle", "runc", "median"), "ms")
+row("7 lifecycle with 6 /bin/true hooks (median)", g(fig, "7_lifecycle_with_6_true_hooks_ms", "myshim", "total_with_hooks", "median"), g(fig, "7_lifecycle_with_6_true_hooks_ms", "runc", "total_with_hooks", "median"), "ms")
+row("7 added by the hooks (median)", g(fig, "7_lifecycle_with_6_true_hooks_ms", "myshim", "added"), g(fig, "7_lifecycle_with_6_true_hooks_ms", "runc", "added"), "ms")
+row("7 the hooks' own run time (median)", g(fig, "7_lifecycle_with_6_true_hooks_ms", "myshim", "hooks_own", "median"), g(fig, "7_lifecycle_with_6_true_hooks_ms", "runc", "hooks_own", "median"), "ms")
 
 fmt = lambda v: "n/a" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 w = max(len(r[0]) for r in rows)

@@ -2,50 +2,10 @@
 //! without containerd in between: Connect, a Create with a broken config.json,
 //! Unimplemented RPCs, Shutdown.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, PauseRequest};
 
-use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, PauseRequest, ShutdownRequest};
-use containerd_shim_protos::shim_async::{Client, TaskClient};
-use containerd_shim_protos::ttrpc::context;
-
+use crate::direct::*;
 use crate::harness::*;
-
-/// Runs `start` in `bundle`; `params` goes to stdin when given.
-fn start(bundle: &Path, id: &str, params: Option<&[u8]>) -> Vec<u8> {
-    let mut child = Command::new(shim_binary())
-        .args(["-namespace", NS, "-address", &address(), "-publish-binary", "/usr/bin/containerd", "-id", id, "start"])
-        .current_dir(bundle)
-        .env("MYSHIM_ROOT", shim_root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn start");
-    let mut stdin = child.stdin.take().expect("stdin");
-    if let Some(p) = params {
-        stdin.write_all(p).expect("params");
-    }
-    drop(stdin);
-    let out = child.wait_with_output().expect("start");
-    assert!(out.status.success(), "start failed: {}", text(&out.stderr));
-    out.stdout
-}
-
-/// A length-delimited protobuf field.
-fn pb(field: u8, s: &str) -> Vec<u8> {
-    let mut v = vec![(field << 3) | 2];
-    let mut len = s.len();
-    while len >= 0x80 {
-        v.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    v.push(len as u8);
-    v.extend_from_slice(s.as_bytes());
-    v
-}
 
 /// The fields of a protobuf BootstrapResult: (version, address, protocol).
 fn parse_result(mut b: &[u8]) -> (u64, String, String) {
@@ -75,30 +35,6 @@ fn parse_result(mut b: &[u8]) -> (u64, String, String) {
         }
     }
     (version, address, protocol)
-}
-
-fn bundle(name: &str) -> std::path::PathBuf {
-    let b = work_dir().join(name);
-    let _ = std::fs::remove_dir_all(&b);
-    std::fs::create_dir_all(&b).expect("bundle");
-    b
-}
-
-async fn client(address: &str) -> TaskClient {
-    TaskClient::new(Client::connect(address).await.expect("dial the shim"))
-}
-
-fn ctx() -> context::Context {
-    context::with_timeout(Duration::from_secs(10).as_nanos() as i64)
-}
-
-async fn shutdown(c: &TaskClient, shim_pid: u32) {
-    let _ = c.shutdown(ctx(), &ShutdownRequest { id: String::new(), ..Default::default() }).await;
-    assert!(wait_gone(shim_pid as i32, Duration::from_secs(5)), "shim did not exit after Shutdown");
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 async fn connect_pause_shutdown(addr: &str, id: &str) {

@@ -1,28 +1,33 @@
 //! OCI hooks through containerd: order, RPC, namespaces, state, env, the
 //! failure rules, and poststop surviving a SIGKILLed shim.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::harness::*;
 
-/// Appends one JSON line per call to $LOG: what the hook was run as and saw.
-/// It works under the host's /bin/sh and the container's busybox alike.
-const PROBE: &str = r#"#!/bin/sh
-state=$(cat)
-pid=$(echo "$state" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
-exists=no; [ -n "$pid" ] && [ -e "/proc/$pid" ] && exists=yes
-exe=""; [ -n "$pid" ] && exe=$(readlink "/proc/$pid/exe" 2>/dev/null)
-env=$(env | grep -v '^PWD=' | grep -v '^SHLVL=' | grep -v '^_=' | sort | tr '\n' ' ')
-printf '{"kind":"%s","idx":"%s","arg0":"%s","mnt":"%s","pidns":"%s","net":"%s","exists":"%s","exe":"%s","cwd":"%s","env":"%s","state":%s}\n' \
-  "$1" "$2" "$0" "$(readlink /proc/self/ns/mnt)" "$(readlink /proc/self/ns/pid)" "$(readlink /proc/self/ns/net)" \
-  "$exists" "$exe" "$(pwd)" "$env" "$state" >>"$LOG"
-if [ -n "$FAIL" ]; then echo "failing on purpose: $1" >&2; exit "$FAIL"; fi
-if [ -n "$HANG" ]; then sleep 1000 & sleep 1000; fi
-exit 0
-"#;
+/// The probe (integration/probe/hook_probe.rs), built once per test run:
+/// static, so it runs on the host and in the busybox rootfs alike.
+fn probe_binary() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let out = work_dir().join("hook-probe");
+        let tmp = work_dir().join(format!("hook-probe.{}", std::process::id()));
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/probe/hook_probe.rs");
+        let status = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .args(["--edition", "2021", "-O", "-C", "target-feature=+crt-static", "-C", "debuginfo=0", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("run rustc");
+        assert!(status.success(), "building the hook probe failed");
+        std::fs::rename(&tmp, &out).expect("install probe");
+        out
+    })
+}
 
 pub struct Setup {
     pub dir: PathBuf,
@@ -35,8 +40,7 @@ pub fn setup(id: &str, args: &[&str]) -> Setup {
     let dir = work_dir().join(format!("hooks-{id}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("mkdir");
-    std::fs::write(dir.join("probe.sh"), PROBE).expect("probe");
-    std::fs::set_permissions(dir.join("probe.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    std::fs::copy(probe_binary(), dir.join("probe")).expect("probe");
     let root = rootfs(id);
     let mut spec = spec(id, &root, args);
     spec["mounts"].as_array_mut().expect("mounts").push(json!({
@@ -46,7 +50,7 @@ pub fn setup(id: &str, args: &[&str]) -> Setup {
 }
 
 pub fn hook(s: &Setup, kind: &str, idx: usize, extra_env: &[&str]) -> Value {
-    let probe = s.dir.join("probe.sh");
+    let probe = s.dir.join("probe");
     let mut env = vec![format!("LOG={}", s.dir.join("log").display()), "PATH=/usr/bin:/bin".into(), "HOOKVAR=x".into()];
     env.extend(extra_env.iter().map(|e| e.to_string()));
     json!({"path": probe, "args": ["probe", kind, idx.to_string()], "env": env, "timeout": 10})
@@ -60,14 +64,16 @@ pub fn log(s: &Setup) -> Vec<Value> {
         .collect()
 }
 
-fn kinds(entries: &[Value]) -> Vec<String> {
-    entries
-        .iter()
-        .map(|e| format!("{}#{}", e["kind"].as_str().unwrap_or(""), e["idx"].as_str().unwrap_or("")))
-        .collect()
+/// The hook kind a probe entry was run as (its argv[1]).
+pub fn kind_of(e: &Value) -> &str {
+    e["argv"][1].as_str().unwrap_or("")
 }
 
-const ALL: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+pub fn kinds(entries: &[Value]) -> Vec<String> {
+    entries.iter().map(|e| format!("{}#{}", kind_of(e), e["argv"][2].as_str().unwrap_or(""))).collect()
+}
+
+pub const ALL: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 fn host_ns(name: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{name}")).expect("ns").to_string_lossy().into_owned()
@@ -76,8 +82,9 @@ fn host_ns(name: &str) -> String {
 #[test]
 fn all_six_kinds_run_in_order_in_the_right_namespaces_with_the_right_state() {
     let id = "hk-all";
-    // The process outlives poststart, which looks at it through /proc.
-    let script = "readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; readlink /proc/self/ns/net; sleep 1";
+    // The process outlives poststart, which looks at it through /proc, and
+    // prints its namespaces for the container-side hooks to be compared with.
+    let script = "for n in mnt pid net uts; do readlink /proc/self/ns/$n; done; sleep 1";
     let mut s = setup(id, &["sh", "-c", script]);
     let mut hooks = serde_json::Map::new();
     for kind in ALL {
@@ -88,63 +95,55 @@ fn all_six_kinds_run_in_order_in_the_right_namespaces_with_the_right_state() {
     let out = run_spec(id, &s.spec);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let inside: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
-    assert_eq!(inside.len(), 3, "{inside:?}");
+    assert_eq!(inside.len(), 4, "{inside:?}");
     let entries = log(&s);
     let want: Vec<String> = ALL.iter().flat_map(|k| [format!("{k}#0"), format!("{k}#1")]).collect();
     assert_eq!(kinds(&entries), want);
-    for e in &entries {
-        let kind = e["kind"].as_str().expect("kind");
-        let in_container = kind == "createContainer" || kind == "startContainer";
-        let (mnt, pidns, net) =
-            (e["mnt"].as_str().expect("mnt"), e["pidns"].as_str().expect("pid"), e["net"].as_str().expect("net"));
-        if in_container {
-            assert_eq!(
-                (mnt, pidns, net),
-                (inside[0].as_str(), inside[1].as_str(), inside[2].as_str()),
-                "{kind} namespaces"
-            );
-        } else {
-            assert_eq!(
-                (mnt.to_string(), pidns.to_string(), net.to_string()),
-                (host_ns("mnt"), host_ns("pid"), host_ns("net")),
-                "{kind}"
-            );
-        }
+    for (e, spec_hook) in entries.iter().zip(ALL.iter().flat_map(|k| [&s.spec["hooks"][k][0], &s.spec["hooks"][k][1]]))
+    {
+        let kind = kind_of(e);
+        let nss: Vec<String> =
+            ["mnt", "pidns", "net", "uts"].iter().map(|n| e[n].as_str().unwrap_or("").into()).collect();
+        let want_ns: Vec<String> = match kind {
+            "createContainer" | "startContainer" => inside.clone(),
+            _ => ["mnt", "pid", "net", "uts"].iter().map(|n| host_ns(n)).collect(),
+        };
+        assert_eq!(nss, want_ns, "{kind}: namespaces");
+        // argv is args as given (args[0] as argv[0]); env is exactly the hook's.
+        assert_eq!(e["argv"], spec_hook["args"], "{kind}: argv");
+        let mut env: Vec<Value> = spec_hook["env"].as_array().expect("env").clone();
+        env.sort_by_key(|v| v.as_str().unwrap_or("").to_string());
+        assert_eq!(e["env"], Value::Array(env), "{kind}: env");
+        let state = &e["state"];
+        let cwd = match kind {
+            "createContainer" => s.spec["root"]["path"].as_str().expect("root"),
+            "startContainer" => "/",
+            _ => state["bundle"].as_str().expect("bundle"),
+        };
+        assert_eq!(e["cwd"], cwd, "{kind}: cwd");
         let status = match kind {
             "prestart" | "createRuntime" | "createContainer" => "creating",
             "startContainer" => "created",
             "poststart" => "running",
             _ => "stopped",
         };
-        let state = &e["state"];
         assert_eq!(state["status"], status, "{kind}");
         assert_eq!(state["id"], id);
         assert_eq!(state["ociVersion"], s.spec["ociVersion"]);
         assert_eq!(state["annotations"]["io.example/hooked"], "yes");
         assert!(state["bundle"].as_str().is_some_and(|b| b.ends_with(id)), "{kind}: {state}");
-        // argv[0] cannot be checked with a script: for `#!` files the kernel
-        // passes the script path instead. args[1..] arrive as $1, $2.
-        let env = e["env"].as_str().expect("env");
-        assert!(
-            env.contains("HOOKVAR=x") && !env.contains("MYSHIM_ROOT") && !env.contains("TTRPC_ADDRESS"),
-            "{kind}: {env}"
-        );
         match kind {
             "poststop" => assert!(state.get("pid").is_none(), "poststop: {state}"),
             // state.pid is the pid in the runtime's namespace; after pivot_root
             // the container's /proc shows its own pid namespace instead.
-            "startContainer" => assert_eq!(e["exists"], "no", "{kind}"),
-            _ => assert_eq!(e["exists"], "yes", "{kind}: /proc/<state.pid> should exist"),
+            "startContainer" => assert_eq!(e["exists"], false, "{kind}"),
+            _ => assert_eq!(e["exists"], true, "{kind}: /proc/<state.pid> should exist"),
         }
-        if kind == "poststart" {
-            assert!(e["exe"].as_str().is_some_and(|x| x.ends_with("busybox")), "poststart after exec: {}", e["exe"]);
-        }
-        if kind == "createRuntime" {
-            assert!(
-                e["exe"].as_str().is_some_and(|x| x.contains("myshim-init")),
-                "createRuntime before exec: {}",
-                e["exe"]
-            );
+        let exe = e["exe"].as_str().unwrap_or("");
+        match kind {
+            "poststart" => assert!(exe.ends_with("busybox"), "poststart runs after the exec: {exe}"),
+            "prestart" | "createRuntime" => assert!(exe.contains("myshim-init"), "{kind} runs before the exec: {exe}"),
+            _ => {}
         }
     }
     assert_no_leftovers(id);
@@ -174,8 +173,8 @@ fn failing(id: &str, kind: &str, how: &[&str], timeout: Option<i64>) -> (String,
 fn a_failing_hook_fails_its_rpc_names_itself_and_poststop_still_runs() {
     for kind in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart"] {
         let id = format!("hk-fail-{}", kind.to_lowercase());
-        let (stderr, entries, s) = failing(&id, kind, &["FAIL=3"], None);
-        let path = s.dir.join("probe.sh");
+        let (stderr, entries, s) = failing(&id, kind, &["PROBE_FAIL=3"], None);
+        let path = s.dir.join("probe");
         let want =
             format!("{kind} hook #0 ({}): exited with status 3; stderr: failing on purpose: {kind}", path.display());
         assert!(stderr.contains(&want), "{kind}: {stderr}");
@@ -189,10 +188,25 @@ fn a_failing_hook_fails_its_rpc_names_itself_and_poststop_still_runs() {
 }
 
 #[test]
+fn a_hook_killed_by_a_signal_fails_its_rpc_and_poststop_still_runs() {
+    for kind in ["createRuntime", "startContainer"] {
+        let id = format!("hk-sig-{}", kind.to_lowercase());
+        let (stderr, entries, s) = failing(&id, kind, &["PROBE_SIGNAL=9"], None);
+        let want = format!(
+            "{kind} hook #0 ({}): killed by signal 9 (status 137); stderr: killing myself: {kind}",
+            s.dir.join("probe").display()
+        );
+        assert!(stderr.contains(&want), "{kind}: {stderr}");
+        assert_eq!(kinds(&entries).last().map(String::as_str), Some("poststop#0"), "{kind}: {entries:?}");
+        assert_no_leftovers(&id);
+    }
+}
+
+#[test]
 fn start_hook_failures_reach_the_start_rpc() {
     let id = "hk-start-rpc";
     let mut s = setup(id, &["sleep", "1000"]);
-    s.spec["hooks"] = json!({"poststart": [hook(&s, "poststart", 0, &["FAIL=4"])]});
+    s.spec["hooks"] = json!({"poststart": [hook(&s, "poststart", 0, &["PROBE_FAIL=4"])]});
     let p = write_spec(id, &s.spec);
     assert!(ctr(&["container", "create", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id]).status.success());
     let out = ctr(&["task", "start", id]);
@@ -206,8 +220,9 @@ fn start_hook_failures_reach_the_start_rpc() {
 #[test]
 fn a_hook_that_hangs_is_killed_with_its_process_group() {
     let id = "hk-hang";
-    let (stderr, _, s) = failing(id, "createRuntime", &["HANG=1"], Some(1));
+    let (stderr, entries, s) = failing(id, "createRuntime", &["PROBE_HANG=1"], Some(1));
     assert!(stderr.contains("createRuntime hook #0") && stderr.contains("timed out after 1s"), "{stderr}");
+    assert_eq!(kinds(&entries), ["createRuntime#0", "poststop#0"]);
     std::thread::sleep(Duration::from_millis(300));
     let leftover = std::process::Command::new("pgrep").args(["-f", "sleep 1000"]).output().expect("pgrep");
     let pids: Vec<i32> = text(&leftover.stdout).lines().filter_map(|l| l.parse().ok()).collect();
@@ -220,6 +235,7 @@ fn a_hook_that_hangs_is_killed_with_its_process_group() {
         .filter(|p| !gone(*p))
         .collect();
     assert!(ours.is_empty(), "the hook's background child survived: {ours:?}");
+    assert_no_leftovers(id);
 }
 
 #[test]

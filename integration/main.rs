@@ -5,9 +5,12 @@ mod harness;
 
 mod bad_input;
 mod bootstrap;
+mod direct;
 mod events;
 mod exec;
 mod hooks;
+mod hooks_cost;
+mod hooks_vs_runc;
 mod isolation;
 mod lifecycle;
 mod shim_death;

@@ -38,7 +38,7 @@ for i in $(seq 1 $((WARM + RUNS))); do
     done
 done
 
-say "figure 2: shim-level lifecycle over ttrpc (bench-client)"
+say "figures 2 and 7: shim-level lifecycle over ttrpc (bench-client), without and with hooks"
 ROOTFS="$DIR/bench-rootfs"
 mkdir -p "$ROOTFS"/{bin,proc,sys,dev,etc,tmp}
 cp /bin/busybox "$ROOTFS/bin/busybox"
@@ -49,9 +49,15 @@ s = json.load(sys.stdin)
 s["root"] = {"path": sys.argv[1], "readonly": False}
 s["process"]["args"] = ["/bin/true"]
 s["process"]["terminal"] = False
-json.dump(s, open(sys.argv[2], "w"))' "$ROOTFS" "$DIR/bench-spec.json"
+json.dump(s, open(sys.argv[2], "w"))
+# Figure 7: the same with one /bin/true hook of each of the six kinds.
+s["hooks"] = {k: [{"path": "/bin/true", "args": ["true", k]}] for k in
+              ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")}
+json.dump(s, open(sys.argv[3], "w"))' "$ROOTFS" "$DIR/bench-spec.json" "$DIR/bench-spec-hooks.json"
+MYSHIM=/usr/local/bin/containerd-shim-myshim-v2 RUNC=/usr/bin/containerd-shim-runc-v2
 PATH=/usr/sbin:/usr/bin:$PATH target/release/examples/bench-client --work "$DIR/client" --spec "$DIR/bench-spec.json" \
-    --runs "$RUNS" --warmup "$WARM" myshim=/usr/local/bin/containerd-shim-myshim-v2 runc=/usr/bin/containerd-shim-runc-v2 \
+    --runs "$RUNS" --warmup "$WARM" myshim=$MYSHIM runc=$RUNC \
+    myshim-hooks=$MYSHIM,"$DIR/bench-spec-hooks.json" runc-hooks=$RUNC,"$DIR/bench-spec-hooks.json" \
     >"$RAW/client.json"
 for c in /sys/fs/cgroup/*/myshim-bench; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
 

@@ -17,6 +17,7 @@ ensure_deps() {
     [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || missing+=(busybox-static)
     command -v python3 >/dev/null || missing+=(python3)
     command -v ip >/dev/null || missing+=(iproute2)
+    command -v strace >/dev/null || missing+=(strace)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive

@@ -462,16 +462,24 @@ pub fn release_idle_memory() {
 pub fn spawn_in_namespaces(
     cmd: &mut std::process::Command,
     join: Vec<(i32, RawFd)>,
+    cwd: &Path,
 ) -> io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
-    // SAFETY: the closure only calls setns, which is async-signal-safe, on fds
-    // the parent keeps open until spawn returns.
+    // Made before the fork: the child may not allocate.
+    let cwd = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(cwd.as_os_str()))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: the closure only calls setns and chdir, which are
+    // async-signal-safe, on fds the parent keeps open until spawn returns.
+    // The chdir comes after setns(CLONE_NEWNS), which resets the cwd.
     unsafe {
         cmd.pre_exec(move || {
             for (nstype, fd) in &join {
                 if libc::setns(*fd, *nstype) < 0 {
                     return Err(io::Error::last_os_error());
                 }
+            }
+            if libc::chdir(cwd.as_ptr()) < 0 {
+                return Err(io::Error::last_os_error());
             }
             Ok(())
         });

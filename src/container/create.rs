@@ -146,8 +146,7 @@ impl Shim {
         undo: &mut Undo,
     ) -> Result<Arc<Container>, TaskError> {
         let id = req.id.as_str();
-        let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
-        let rootfs = bundle.join(root_path);
+        let rootfs = crate::spec::rootfs_path(&spec, bundle);
         if !req.rootfs.is_empty() {
             mount_rootfs(&req.rootfs, &rootfs).map_err(|e| TaskError::internal("create", id, "mount rootfs", e))?;
             undo.rootfs = Some(rootfs.clone());

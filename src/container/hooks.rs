@@ -29,6 +29,7 @@ pub async fn run_kinds(
         return Ok(());
     }
     let bundle_s = bundle.to_string_lossy();
+    let rootfs = crate::spec::rootfs_path(spec, bundle);
     let mut ns: Option<ContainerNs> = None;
     for (kind, index, hook) in planned {
         let state = hooks::state_json(spec, id, kind.status(), if kind == Kind::Poststop { 0 } else { pid }, &bundle_s);
@@ -43,7 +44,7 @@ pub async fn run_kinds(
             kind.runs_in(),
             kind.path_in()
         );
-        let inv = Invocation { kind, index, hook, state: &state, cwd: bundle };
+        let inv = Invocation { kind, index, hook, state: &state, cwd: &kind.cwd(bundle, &rootfs) };
         let container_ns = if kind.runs_in() == Where::Container { ns.as_ref() } else { None };
         if let Err(e) = run::run(inv, container_ns, reaper).await {
             if kind.fatal() {

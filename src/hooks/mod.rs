@@ -16,6 +16,8 @@
 
 pub mod run;
 
+use std::path::{Path, PathBuf};
+
 use oci_spec::runtime::{Hook, Hooks, Spec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,17 @@ impl Kind {
             Where::Container
         } else {
             Where::Runtime
+        }
+    }
+
+    /// The hook's working directory, as runc sets it: the bundle in the
+    /// runtime namespaces; for createContainer, in the container's mount
+    /// namespace before pivot_root, the rootfs; after pivot_root, `/`.
+    pub fn cwd(self, bundle: &Path, rootfs: &Path) -> PathBuf {
+        match self {
+            Kind::CreateContainer => rootfs.to_path_buf(),
+            Kind::StartContainer => PathBuf::from("/"),
+            _ => bundle.to_path_buf(),
         }
     }
 

@@ -58,7 +58,7 @@ pub struct Invocation<'a> {
     pub index: usize,
     pub hook: &'a Hook,
     pub state: &'a [u8],
-    /// Working directory for hooks in the runtime namespaces: the bundle.
+    /// The working directory, in the namespaces the hook runs in.
     pub cwd: &'a Path,
 }
 
@@ -90,7 +90,7 @@ pub async fn run(inv: Invocation<'_>, ns: Option<&ContainerNs>, reaper: &Reaper)
         None => cmd.spawn(),
         Some(ns) => {
             let fds: Vec<(i32, i32)> = ns.join.iter().map(|(t, fd)| (*t, fd.as_raw_fd())).collect();
-            crate::runtime::in_pid_namespace(&ns.pid_ns, || sys::spawn_in_namespaces(&mut cmd, fds))
+            crate::runtime::in_pid_namespace(&ns.pid_ns, || sys::spawn_in_namespaces(&mut cmd, fds, inv.cwd))
         }
     };
     let mut child = spawned.map_err(|e| fail(format!("could not run: {e}"), String::new()))?;

@@ -35,6 +35,12 @@ pub fn load(bundle: &Path) -> Result<Loaded, SpecError> {
     })
 }
 
+/// The container's rootfs as the runtime sees it: `root.path`, relative to
+/// the bundle unless absolute.
+pub fn rootfs_path(spec: &Spec, bundle: &Path) -> PathBuf {
+    bundle.join(spec.root().as_ref().map_or_else(|| PathBuf::from("rootfs"), |r| r.path().clone()))
+}
+
 pub fn parse(bytes: &[u8]) -> Result<Loaded, SpecError> {
     let syntax = |source| SpecError::Syntax { path: PathBuf::from("config.json"), source };
     let raw: serde_json::Value = serde_json::from_slice(bytes).map_err(syntax)?;
