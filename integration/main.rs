@@ -13,4 +13,5 @@ mod hooks_cost;
 mod hooks_vs_runc;
 mod isolation;
 mod lifecycle;
+mod output;
 mod shim_death;

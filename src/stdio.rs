@@ -2,8 +2,11 @@
 //! the fifos themselves (no copy loop, no copy thread), and the shim keeps an
 //! extra read-write handle on each so the container never sees EPIPE or a
 //! premature EOF while containerd's end is closed (e.g. during a restart).
-//! The handles go when the process exits (stdout/stderr: so containerd's
-//! reader sees EOF) or on CloseIO (stdin: so the reader sees EOF).
+//! The stdin handle goes when the process exits or on CloseIO (so a reader
+//! in the container sees EOF); the output handles stay until Delete, as the
+//! runc shim keeps its fifo writers: a client whose reader opens late (ctr
+//! opens its fifos from a goroutine) still finds a writer and the output,
+//! and Delete closes them only once containerd has read the last byte.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -55,6 +58,11 @@ impl Keepers {
     pub fn release(&mut self) {
         self.stdin = None;
         self.out.clear();
+    }
+
+    /// Output written but not yet read by containerd.
+    pub fn unread(&self) -> usize {
+        self.out.iter().map(|k| crate::sys::unread_bytes(k.as_raw_fd()).unwrap_or(0)).sum()
     }
 }
 
@@ -108,6 +116,24 @@ mod tests {
         let mut buf = [0u8; 6];
         r.read_exact(&mut buf).expect("read");
         assert_eq!(&buf, b"hello\n");
+        std::fs::remove_file(&out).expect("cleanup");
+    }
+
+    #[test]
+    fn unread_output_is_counted_and_the_reader_sees_eof_after_release() {
+        let out = mkfifo("drain");
+        let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&out).expect("reader");
+        let Stdio { container: [_, o, _], stdin_keeper, out_keepers } = Stdio::open("", &out, "").expect("open");
+        let mut k = Keepers { stdin: stdin_keeper, out: out_keepers };
+        File::from(o).write_all(b"tail\n").expect("write");
+        assert_eq!(k.unread(), 5);
+        let mut got = [0u8; 5];
+        r.read_exact(&mut got).expect("read");
+        assert_eq!(k.unread(), 0);
+        k.release();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).expect("EOF once the writers are gone");
+        assert!(rest.is_empty());
         std::fs::remove_file(&out).expect("cleanup");
     }
 

@@ -164,6 +164,10 @@ impl Shim {
             .process()
             .clone()
             .ok_or_else(|| TaskError::invalid("create", id, "config.json", "process: must be set"))?;
+        let resources = linux.and_then(|l| l.resources().as_ref());
+        let cgroup = Cgroup::new(cg_path.clone());
+        undo.cgroup = Some(cgroup.clone());
+        let cgroup_tasks = cgroup.prepare(resources).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         let spawned = self
             .runtime
             .spawn(&plan, &stdio.container)
@@ -183,11 +187,9 @@ impl Shim {
             pid,
         };
         state::write(&state_dir, &record).map_err(|e| TaskError::internal("create", id, "write state", e))?;
-        let cgroup = Cgroup::new(cg_path);
-        undo.cgroup = Some(cgroup.clone());
-        cgroup
-            .enter(pid, linux.and_then(|l| l.resources().as_ref()))
-            .map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        if cgroup_tasks.is_empty() {
+            cgroup.enter(pid, resources).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        }
 
         let Some((mut spawned, exited)) = undo.init.take() else {
             return Err(TaskError::Internal(format!("create {id}: init lost")));
@@ -198,6 +200,7 @@ impl Shim {
             rootfs: Some(RootfsSetup { path: rootfs, spec }),
             process,
             pause_for_hooks,
+            cgroup_tasks,
         };
         let phase = match self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await {
             Ok(phase) => phase,

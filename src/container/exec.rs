@@ -56,12 +56,16 @@ impl Shim {
             .spawn(&plan, &stdio.container)
             .map_err(|e| TaskError::Internal(format!("exec {who}: spawn: {e}")))?;
         let exited = self.reaper.register(spawned.pid);
-        if let Err(e) = c.cgroup.enter(spawned.pid, None) {
-            kill_and_reap(spawned, exited).await;
-            return Err(TaskError::Internal(format!("exec {who}: {e}")));
+        let cgroup_tasks = c.cgroup.tasks_files();
+        if cgroup_tasks.is_empty() {
+            if let Err(e) = c.cgroup.enter(spawned.pid, None) {
+                kill_and_reap(spawned, exited).await;
+                return Err(TaskError::Internal(format!("exec {who}: {e}")));
+            }
         }
         let mut spawned = spawned;
-        let config = InitConfig { id: format!("{id}/{eid}"), plan, rootfs: None, process, pause_for_hooks: false };
+        let config =
+            InitConfig { id: format!("{id}/{eid}"), plan, rootfs: None, process, pause_for_hooks: false, cgroup_tasks };
         let phase = match spawned.chan.configure(config).await {
             Ok(phase) => phase,
             Err(e) => {

@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{oneshot, watch};
 
@@ -13,6 +13,10 @@ use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
 use crate::runtime::Spawned;
 use crate::stdio::Keepers;
 use crate::sys;
+
+/// How long Delete waits for containerd to read a process's last output.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+const DRAIN_STALL: Duration = Duration::from_millis(50);
 
 pub struct IoPaths {
     pub stdin: String,
@@ -117,19 +121,45 @@ impl Process {
             let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
             self.wait_exit().await;
         }
-        self.inner.lock().await.life.delete()
+        let exit = self.inner.lock().await.life.delete()?;
+        self.drain_output().await;
+        Ok(exit)
     }
 
-    /// Turns the reaper's report into the exit: stdio handles dropped (so
-    /// containerd's readers see EOF after the last byte), `on_exit` run once
-    /// under the lock (TaskExit), then Wait released.
+    /// Waits until containerd's readers have taken the process's last output
+    /// (clients such as ctr close their fifo readers once Delete returns),
+    /// then lets go of the fifos so those readers see EOF. A reader that
+    /// makes no progress for 50 ms is taken to be gone.
+    async fn drain_output(&self) {
+        let unread = || self.keepers.lock().map_or(0, |k| k.unread());
+        let (start, mut last, mut progress) = (Instant::now(), usize::MAX, Instant::now());
+        loop {
+            let n = unread();
+            if n == 0 || start.elapsed() > DRAIN_LIMIT {
+                break;
+            }
+            if n < last {
+                (last, progress) = (n, Instant::now());
+            } else if progress.elapsed() > DRAIN_STALL {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if let Ok(mut k) = self.keepers.lock() {
+            k.release();
+        }
+    }
+
+    /// Turns the reaper's report into the exit: the stdin handle dropped (the
+    /// output ones wait for Delete), `on_exit` run once under the lock
+    /// (TaskExit), then Wait released.
     pub fn watch_exit(self: &Arc<Self>, rx: oneshot::Receiver<u32>, on_exit: impl FnOnce(Exit) + Send + 'static) {
         let p = self.clone();
         tokio::spawn(async move {
             let code = rx.await.unwrap_or(128 + libc::SIGKILL as u32);
             let exit = Exit { code, at: SystemTime::now() };
             if let Ok(mut k) = p.keepers.lock() {
-                k.release();
+                k.close_stdin();
             }
             let mut inner = p.inner.lock().await;
             inner.chan = None;

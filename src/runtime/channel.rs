@@ -28,6 +28,8 @@ pub struct InitConfig {
     pub process: Process,
     /// Stop before pivot_root so the Create hooks can run.
     pub pause_for_hooks: bool,
+    /// cgroup v1 `tasks` files to write "0" to before anything else.
+    pub cgroup_tasks: Vec<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

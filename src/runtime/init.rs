@@ -65,6 +65,11 @@ fn fail(chan: &mut InitEnd, msg: &str) -> ! {
 
 fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitError> {
     let plan = &cfg.plan;
+    // First, while /sys/fs/cgroup is still the host's: nothing this process
+    // does from here on is charged outside the container's cgroup.
+    for tasks in &cfg.cgroup_tasks {
+        std::fs::write(tasks, "0").map_err(step(format!("join cgroup {}", tasks.display())))?;
+    }
     join_namespaces(plan)?;
     if let Some(root) = &cfg.rootfs {
         if plan.new_cgroupns {

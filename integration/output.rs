@@ -1,0 +1,49 @@
+//! Output is never lost, even for a client whose fifo reader opens late (ctr
+//! opens its readers from a goroutine, sometimes after a short exec is over):
+//! the shim holds the fifos until Delete, and Delete lets go of them only once
+//! the reader has taken the last byte, so the reader then sees EOF.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+
+use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, DeleteRequest, StartRequest, WaitRequest};
+
+use crate::direct::*;
+use crate::harness::*;
+
+#[test]
+fn a_reader_that_opens_after_the_exit_gets_all_output_and_then_eof() {
+    let id = "out-late-reader";
+    let b = bundle(id);
+    let spec = spec(id, &rootfs(id), &["sh", "-c", "echo first; echo last"]);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
+    let fifo = b.join("stdout");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest {
+            id: id.into(),
+            bundle: b.to_string_lossy().into(),
+            stdout: fifo.to_string_lossy().into(),
+            ..Default::default()
+        };
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let w = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        assert_eq!(w.exit_status, 0);
+        // Only now does the reader open.
+        let mut reader =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).expect("open the reader");
+        let mut got = [0u8; 11];
+        reader.read_exact(&mut got).expect("the output waited for the reader");
+        assert_eq!(&got, b"first\nlast\n");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).expect("EOF after Delete");
+        assert!(rest.is_empty(), "{rest:?}");
+        shutdown(&c, shim).await;
+    });
+    assert_no_leftovers(id);
+}
