@@ -73,39 +73,41 @@ impl Cgroup {
         Ok(self.manager.get_or_init(|| m))
     }
 
-    /// Creates the cgroup and applies its limits before any process is in
-    /// it. On cgroup v1 it returns the `tasks` files a new process writes
-    /// "0" to, itself, as its first act (`join_self`); empty means the shim
-    /// must `enter` the process instead. Why: a single thread moving itself
-    /// skips the kernel's global threadgroup lock, whose RCU grace period
-    /// made the shim's `cgroup.procs` writes take ~1 ms per container and
-    /// up to 20 ms under churn (measured here: 0.3 ms, no tails, this way).
-    pub fn prepare(&self, resources: Option<&LinuxResources>) -> Result<Vec<PathBuf>, CgroupError> {
-        let m = self.manager()?;
-        if !matches!(m, AnyCgroupManager::V1(_)) {
+    /// On cgroup v1, creates the cgroup's directories and returns the `tasks`
+    /// files a new process writes "0" to, itself, as its first act; empty on
+    /// v2, where the shim `enter`s the process instead. Why: a single thread
+    /// moving itself skips the kernel's global threadgroup lock, whose RCU
+    /// grace period made the shim's `cgroup.procs` writes take ~1 ms per
+    /// container and up to 20 ms under churn (measured here: 0.3 ms, no
+    /// tails, this way). `limit` then applies the limits, before the process
+    /// exists.
+    pub fn prepare(&self) -> Result<Vec<PathBuf>, CgroupError> {
+        if !v1_host() {
             return Ok(Vec::new());
         }
-        let mounts =
-            libcgroups::v1::util::list_supported_mount_points().map_err(|e| self.err("find hierarchies", e))?;
-        let dirs = v1_dirs(&mounts, &self.path);
+        let mounts = v1_mounts().map_err(|e| self.err("find hierarchies", e))?;
+        let dirs = v1_dirs(mounts, &self.path);
         for dir in &dirs {
             std::fs::create_dir_all(dir).map_err(|e| self.err("create", format!("{}: {e}", dir.display())))?;
         }
-        if let Some(cpuset) = mounts.get(&libcgroups::v1::ControllerType::CpuSet) {
+        if let Some(cpuset) = mounts.get("cpuset") {
             fill_cpuset(cpuset, &self.path).map_err(|e| self.err("inherit cpuset", e))?;
         }
-        self.apply(m, resources)?;
         Ok(dirs.into_iter().map(|d| d.join("tasks")).collect())
     }
 
     /// The `tasks` files of an existing v1 cgroup (for execs), or empty on v2.
     pub fn tasks_files(&self) -> Vec<PathBuf> {
-        match (self.manager(), v1_mounts()) {
-            (Ok(AnyCgroupManager::V1(_)), Ok(mounts)) => {
-                v1_dirs(mounts, &self.path).into_iter().map(|d| d.join("tasks")).collect()
-            }
+        match v1_mounts() {
+            Ok(mounts) if v1_host() => v1_dirs(mounts, &self.path).into_iter().map(|d| d.join("tasks")).collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Applies the limits to the cgroup as it is.
+    pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        let m = self.manager()?;
+        self.apply(m, resources)
     }
 
     fn apply(&self, m: &AnyCgroupManager, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
@@ -160,17 +162,63 @@ impl Cgroup {
     }
 }
 
-type V1Mounts = HashMap<libcgroups::v1::ControllerType, PathBuf>;
+/// Whether this host's cgroups are v1 (legacy or hybrid), asked once.
+fn v1_host() -> bool {
+    static V1: OnceLock<bool> = OnceLock::new();
+    *V1.get_or_init(|| {
+        matches!(
+            libcgroups::common::get_cgroup_setup(),
+            Ok(libcgroups::common::CgroupSetup::Legacy | libcgroups::common::CgroupSetup::Hybrid)
+        )
+    })
+}
 
-/// The v1 hierarchies' mount points, read once: they do not move while a
-/// shim lives, and reading mountinfo per container is wasted work.
+/// The v1 controllers libcgroups manages (rdma, misc and named hierarchies
+/// are not among them: a directory made there would never be removed).
+const V1_CONTROLLERS: [&str; 12] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// Controller name -> the mount point of its hierarchy.
+type V1Mounts = HashMap<String, PathBuf>;
+
+/// The v1 hierarchies' mount points, read once from one pass over
+/// mountinfo: they do not move while a shim lives. (libcgroups' own lookup
+/// opens procfs twice per controller: ~1.3 ms per Create, measured.)
 fn v1_mounts() -> Result<&'static V1Mounts, String> {
     static MOUNTS: OnceLock<V1Mounts> = OnceLock::new();
     if let Some(m) = MOUNTS.get() {
         return Ok(m);
     }
-    let m = libcgroups::v1::util::list_supported_mount_points().map_err(|e| e.to_string())?;
-    Ok(MOUNTS.get_or_init(|| m))
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    Ok(MOUNTS.get_or_init(|| parse_v1_mounts(&info)))
+}
+
+/// mountinfo: `id parent dev root mountpoint opts [optional...] - fstype source superopts`.
+/// The first mount of each controller wins, as in libcgroups.
+fn parse_v1_mounts(mountinfo: &str) -> V1Mounts {
+    let mut out = V1Mounts::new();
+    for line in mountinfo.lines() {
+        let Some((head, tail)) = line.split_once(" - ") else { continue };
+        let mut tail = tail.split(' ');
+        let (Some("cgroup"), Some(_), Some(superopts)) = (tail.next(), tail.next(), tail.next()) else { continue };
+        let Some(mount_point) = head.split(' ').nth(4) else { continue };
+        for opt in superopts.split(',').filter(|o| V1_CONTROLLERS.contains(o)) {
+            out.entry(opt.to_string()).or_insert_with(|| PathBuf::from(mount_point));
+        }
+    }
+    out
 }
 
 /// The directory of `path` in each v1 hierarchy libcgroups manages, once
@@ -285,16 +333,21 @@ mod tests {
     }
 
     #[test]
-    fn v1_dirs_are_one_per_hierarchy() {
-        use libcgroups::v1::ControllerType as C;
-        let mounts: V1Mounts = [
-            (C::Cpu, "/sys/fs/cgroup/cpu,cpuacct"),
-            (C::CpuAcct, "/sys/fs/cgroup/cpu,cpuacct"),
-            (C::Memory, "/sys/fs/cgroup/memory"),
-        ]
-        .into_iter()
-        .map(|(c, p)| (c, PathBuf::from(p)))
-        .collect();
+    fn v1_hierarchies_come_from_mountinfo_once_per_hierarchy() {
+        let info = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/rdma rw,relatime - cgroup cgroup rw,rdma
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+99 23 0:32 / /mnt/memory-again rw,relatime - cgroup cgroup rw,memory
+";
+        let mounts = parse_v1_mounts(info);
+        let mut names: Vec<&str> = mounts.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["cpu", "cpuacct", "memory"]);
+        assert_eq!(mounts["memory"], PathBuf::from("/sys/fs/cgroup/memory"), "the first mount wins");
         assert_eq!(
             v1_dirs(&mounts, Path::new("/ns/c1")),
             [PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/ns/c1"), PathBuf::from("/sys/fs/cgroup/memory/ns/c1")]

@@ -164,10 +164,15 @@ impl Shim {
             .process()
             .clone()
             .ok_or_else(|| TaskError::invalid("create", id, "config.json", "process: must be set"))?;
-        let resources = linux.and_then(|l| l.resources().as_ref());
+        let resources = linux.and_then(|l| l.resources().clone());
         let cgroup = Cgroup::new(cg_path.clone());
         undo.cgroup = Some(cgroup.clone());
-        let cgroup_tasks = cgroup.prepare(resources).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        let cgroup_tasks = cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        let self_join = !cgroup_tasks.is_empty();
+        // Limits before the init exists: it makes its device nodes under them.
+        if self_join {
+            cgroup.limit(resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        }
         let spawned = self
             .runtime
             .spawn(&plan, &stdio.container)
@@ -187,8 +192,8 @@ impl Shim {
             pid,
         };
         state::write(&state_dir, &record).map_err(|e| TaskError::internal("create", id, "write state", e))?;
-        if cgroup_tasks.is_empty() {
-            cgroup.enter(pid, resources).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        if !self_join {
+            cgroup.enter(pid, resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         }
 
         let Some((mut spawned, exited)) = undo.init.take() else {
