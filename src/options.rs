@@ -88,9 +88,9 @@ mod tests {
         Any { type_url: url.into(), value, ..Default::default() }
     }
 
-    fn pb(field: u8, s: &str) -> Vec<u8> {
-        let mut v = vec![(field << 3) | 2, s.len() as u8];
-        v.extend_from_slice(s.as_bytes());
+    fn pb(field: u64, s: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        crate::wire::put_string(&mut v, field, s);
         v
     }
 

@@ -1,5 +1,6 @@
-//! Just enough of the protobuf wire format to read messages containerd sends
-//! that no generated type here covers (BootstrapParams, runtimeoptions).
+//! Just enough of the protobuf wire format for the messages containerd
+//! exchanges that no generated type here covers (BootstrapParams and its
+//! result, runtimeoptions).
 
 /// The length-delimited fields of a message, (field number, bytes), in
 /// order; other wire types are skipped. `None` if it is not protobuf.
@@ -42,6 +43,20 @@ pub fn string_field(fields: &[(u64, &[u8])], n: u64) -> String {
     fields.iter().rev().find(|(f, _)| *f == n).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
 }
 
+/// Appends string field `n` (wire type 2: key, varint length, bytes).
+pub fn put_string(out: &mut Vec<u8>, n: u64, s: &str) {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    varint(out, (n << 3) | 2);
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +72,17 @@ mod tests {
         assert_eq!(string_field(&f, 9), "");
         assert!(length_delimited(&[0x0a, 5, b'a']).is_none());
         assert!(length_delimited(&[0x0f]).is_none());
+    }
+
+    #[test]
+    fn written_strings_read_back() {
+        let long = "x".repeat(300);
+        let mut b = Vec::new();
+        put_string(&mut b, 2, "unix:///s.sock");
+        put_string(&mut b, 3, &long);
+        assert_eq!(&b[..2], &[0x12, 14]);
+        let f = length_delimited(&b).expect("fields");
+        assert_eq!(string_field(&f, 2), "unix:///s.sock");
+        assert_eq!(string_field(&f, 3), long);
     }
 }

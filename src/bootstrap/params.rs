@@ -70,17 +70,10 @@ pub fn answer(address: &str, encoding: Option<Encoding>) -> Vec<u8> {
             serde_json::json!({"version": 2, "address": address, "protocol": "ttrpc"}).to_string().into_bytes()
         }
         Some(Encoding::Proto) => {
+            // version = 1 (varint 2), address = 2, protocol = 3.
             let mut out = vec![0x08, 2];
-            for (tag, s) in [(0x12u8, address), (0x1a, "ttrpc")] {
-                out.push(tag);
-                let mut len = s.len();
-                while len >= 0x80 {
-                    out.push((len as u8) | 0x80);
-                    len >>= 7;
-                }
-                out.push(len as u8);
-                out.extend_from_slice(s.as_bytes());
-            }
+            crate::wire::put_string(&mut out, 2, address);
+            crate::wire::put_string(&mut out, 3, "ttrpc");
             out
         }
     }

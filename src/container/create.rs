@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::hooks::run_kinds;
 use super::{Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
@@ -95,14 +96,13 @@ impl Shim {
         for w in &loaded.warnings {
             log::warn!("create {id}: config.json: {}", w.message);
         }
-        let hook_keys: Vec<&str> = loaded
-            .warnings
-            .iter()
-            .filter(|w| w.path.to_ascii_lowercase().contains("hook"))
-            .map(|w| w.message.as_str())
-            .collect();
-        if req.options.hooks_strict && !hook_keys.is_empty() {
-            return Err(TaskError::invalid("create", id, "config.json (hooks strict mode)", hook_keys.join("; ")));
+        if req.options.hooks_strict {
+            let hook_keys: Vec<&str> =
+                loaded.warnings.iter().filter(|w| w.about_hooks()).map(|w| w.message.as_str()).collect();
+            if !hook_keys.is_empty() {
+                let what = hook_keys.join("; ");
+                return Err(TaskError::invalid("create", id, "config.json (hooks strict mode)", what));
+            }
         }
         let mut undo = Undo::default();
         match self.create_steps(&req, &bundle, loaded.spec, &mut undo).await {
@@ -131,7 +131,7 @@ impl Shim {
                 let poststop = undo.poststop.take();
                 undo.run().await;
                 if let Some(spec) = poststop {
-                    let _ = self.hooks(&spec, &[Kind::Poststop], id, &bundle, 0).await;
+                    let _ = run_kinds(&self.reaper, &spec, &[Kind::Poststop], id, &bundle, 0).await;
                 }
                 Err(e)
             }
@@ -260,7 +260,7 @@ impl Shim {
         let mut phase = spawned.chan.configure(config).await?;
         if phase == Phase::HooksRequested {
             let spec = spec.ok_or("the init asked for hooks that do not exist")?;
-            self.hooks(spec, &CREATE_HOOKS, &id, bundle, spawned.pid).await?;
+            run_kinds(&self.reaper, spec, &CREATE_HOOKS, &id, bundle, spawned.pid).await?;
             phase = spawned.chan.hooks_done(phase).await?;
         }
         Ok(phase)

@@ -57,17 +57,6 @@ pub async fn run_kinds(
 }
 
 impl Shim {
-    pub(super) async fn hooks(
-        &self,
-        spec: &Spec,
-        kinds: &[Kind],
-        id: &str,
-        bundle: &Path,
-        pid: i32,
-    ) -> Result<(), String> {
-        run_kinds(&self.reaper, spec, kinds, id, bundle, pid).await
-    }
-
     /// Poststop, once: the marker goes down before the first hook runs.
     pub(super) async fn poststop(&self, spec: &Spec, id: &str, bundle: &Path, state_dir: &Path) {
         if hooks::planned(spec, &[Kind::Poststop]).is_empty() {
@@ -76,6 +65,6 @@ impl Shim {
         if let Err(e) = std::fs::write(state_dir.join(POSTSTOP_MARKER), b"") {
             log::warn!("{id}: poststop marker: {e}");
         }
-        let _ = self.hooks(spec, &[Kind::Poststop], id, bundle, 0).await;
+        let _ = run_kinds(&self.reaper, spec, &[Kind::Poststop], id, bundle, 0).await;
     }
 }

@@ -19,6 +19,14 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    /// Whether the finding is a hook that will not run: a key under `hooks`,
+    /// or hooks placed where they do not go (`process.hooks`, `Hooks`, ...).
+    pub fn about_hooks(&self) -> bool {
+        self.path.starts_with("hooks.") || self.path.rsplit('.').next().is_some_and(|k| k.eq_ignore_ascii_case("hooks"))
+    }
+}
+
 const TOP: &[&str] = &[
     "ociVersion",
     "root",
@@ -231,6 +239,20 @@ mod tests {
         let f = one(json!({"hooks": {"Poststart": []}}));
         assert_eq!(f.severity, Severity::Warning);
         assert_eq!(f.message, "hooks.Poststart is not an OCI hook and will not run; did you mean hooks.poststart?");
+    }
+
+    #[test]
+    fn hook_findings_know_they_are_about_hooks() {
+        for (config, about_hooks) in [
+            (json!({"hooks": {"Poststart": []}}), true),
+            (json!({"hooks": {"poststart": [{"Path": "/x"}]}}), true),
+            (json!({"process": {"hooks": {}}}), true),
+            (json!({"Hooks": {}}), true),
+            (json!({"process": {"Terminal": true}}), false),
+        ] {
+            let f = one(config.clone());
+            assert_eq!(f.about_hooks(), about_hooks, "{config}: {f:?}");
+        }
     }
 
     #[test]
