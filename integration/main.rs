@@ -5,12 +5,14 @@ mod harness;
 
 mod bad_input;
 mod bootstrap;
+mod confinement_vs_runc;
 mod direct;
 mod events;
 mod exec;
 mod hooks;
 mod hooks_cost;
 mod hooks_vs_runc;
+mod hostile_rootfs;
 mod isolation;
 mod lifecycle;
 mod output;

@@ -18,6 +18,8 @@ ensure_deps() {
     command -v python3 >/dev/null || missing+=(python3)
     command -v ip >/dev/null || missing+=(iproute2)
     command -v strace >/dev/null || missing+=(strace)
+    # Seccomp filters are built by libseccomp (runc uses it too).
+    [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         say "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive

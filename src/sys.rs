@@ -272,6 +272,50 @@ pub fn sethostname(name: &str) -> io::Result<()> {
     Ok(())
 }
 
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length of a live buffer.
+    cvt(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) } as libc::c_long)?;
+    Ok(())
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, self): libc has no wrapper.
+pub fn set_io_priority(class: u32, level: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    let prio = ((class << 13) | level) as libc::c_long;
+    // SAFETY: integer arguments only.
+    cvt(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0 as libc::c_long, prio) })?;
+    Ok(())
+}
+
+/// The kernel's `struct sched_attr` (sched_setattr(2)).
+#[repr(C)]
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+pub fn sched_setattr(attr: &mut SchedAttr) -> io::Result<()> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: a sched_attr whose size field says how much the kernel may read.
+    cvt(unsafe {
+        libc::syscall(libc::SYS_sched_setattr, 0 as libc::c_long, attr as *mut SchedAttr, 0 as libc::c_long)
+    })?;
+    Ok(())
+}
+
+pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: integer argument; returns the previous persona or -1.
+    cvt(unsafe { libc::personality(persona) } as libc::c_long)?;
+    Ok(())
+}
+
 pub fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u64, minor: u64) -> io::Result<()> {
     let p = cpath(path)?;
     let dev = libc::makedev(major as u32, minor as u32);
@@ -308,9 +352,11 @@ pub fn set_umask(mask: u32) {
 
 /// Marks every fd from `first` up close-on-exec, so nothing of the runtime
 /// leaks into the container's process.
-pub fn cloexec_from(first: u32) -> io::Result<()> {
-    // SAFETY: close_range with the CLOEXEC flag only changes fd flags.
-    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) })?;
+/// Closes every fd from `first` up. Only for a process that has just
+/// started and owns nothing above `first` itself (the init).
+pub fn close_from(first: u32) -> io::Result<()> {
+    // SAFETY: closes fds no Rust object of this fresh process owns.
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) })?;
     Ok(())
 }
 

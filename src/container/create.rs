@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::hooks::run_kinds;
-use super::{Container, IoPaths, Process, Shim};
+use super::{Confinement, Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
 use crate::hooks::{self, Kind};
@@ -165,6 +165,10 @@ impl Shim {
             .clone()
             .ok_or_else(|| TaskError::invalid("create", id, "config.json", "process: must be set"))?;
         let resources = linux.and_then(|l| l.resources().clone());
+        let confinement = Confinement {
+            seccomp: linux.and_then(|l| l.seccomp().clone()),
+            personality: linux.and_then(|l| l.personality().clone()),
+        };
         let cgroup = Cgroup::new(cg_path.clone());
         undo.cgroup = Some(cgroup.clone());
         let cgroup_tasks = cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
@@ -206,6 +210,8 @@ impl Shim {
             process,
             pause_for_hooks,
             cgroup_tasks,
+            seccomp: confinement.seccomp.clone(),
+            personality: confinement.personality.clone(),
         };
         let phase = match self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await {
             Ok(phase) => phase,
@@ -234,6 +240,7 @@ impl Shim {
             cgroup,
             rootfs_mount: undo.rootfs.take(),
             state_dir,
+            confinement,
         });
         *undo = Undo::default();
         self.publish_exit_on(&init, exited, id, "");

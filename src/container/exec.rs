@@ -64,8 +64,16 @@ impl Shim {
             }
         }
         let mut spawned = spawned;
-        let config =
-            InitConfig { id: format!("{id}/{eid}"), plan, rootfs: None, process, pause_for_hooks: false, cgroup_tasks };
+        let config = InitConfig {
+            id: format!("{id}/{eid}"),
+            plan,
+            rootfs: None,
+            process,
+            pause_for_hooks: false,
+            cgroup_tasks,
+            seccomp: c.confinement.seccomp.clone(),
+            personality: c.confinement.personality.clone(),
+        };
         let phase = match spawned.chan.configure(config).await {
             Ok(phase) => phase,
             Err(e) => {

@@ -60,6 +60,13 @@ pub struct Container {
     cgroup: Cgroup,
     rootfs_mount: Option<PathBuf>,
     state_dir: PathBuf,
+    confinement: Confinement,
+}
+
+/// The container's seccomp filter and persona, which its execs get too.
+pub struct Confinement {
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
 }
 
 pub fn timestamp(t: SystemTime) -> MessageField<Timestamp> {

@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use oci_spec::runtime::{Process, Spec};
+use oci_spec::runtime::{LinuxPersonality, LinuxSeccomp, Process, Spec};
 
 use super::namespaces::NsPlan;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,9 @@ pub struct InitConfig {
     pub pause_for_hooks: bool,
     /// cgroup v1 `tasks` files to write "0" to before anything else.
     pub cgroup_tasks: Vec<PathBuf>,
+    /// The container's filter and persona: execs get them too.
+    pub seccomp: Option<LinuxSeccomp>,
+    pub personality: Option<LinuxPersonality>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -16,7 +16,9 @@ const DEFAULT_NODES: &[(&str, u64, u64)] =
     &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 
 pub fn create_default(rootfs: &Path) -> Result<(), InitError> {
-    let dev = rootfs.join("dev");
+    // Resolved inside the rootfs: an image whose /dev is a symlink to a host
+    // directory must not get nodes made (or files replaced) on the host.
+    let dev = super::rootfs::resolve_in_root(rootfs, Path::new("/dev"))?;
     fs::create_dir_all(&dev).map_err(step("mkdir /dev"))?;
     for (name, major, minor) in DEFAULT_NODES {
         make_node(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, Some(0), Some(0))?;

@@ -35,7 +35,9 @@ pub fn main() -> ! {
     // Device nodes and mount points get exactly the modes the config asks for.
     sys::set_umask(0);
     let _ = sys::set_cloexec(CHANNEL_FD);
-    let _ = sys::cloexec_from(CHANNEL_FD as u32 + 1);
+    // Whatever the shim inherited without CLOEXEC (from containerd, or from
+    // whoever ran `start`) must not sit in the container's first process.
+    let _ = sys::close_from(CHANNEL_FD as u32 + 1);
     let mut chan = InitEnd(UnixStream::from(sys::adopt_fd(CHANNEL_FD)));
     let cfg = match chan.recv() {
         Ok(Some(ToInit::Config(cfg))) => cfg,
@@ -86,9 +88,12 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
             }
         };
         rootfs::prepare(&root.spec, &root.path, &mut before_pivot)?;
-        set_hostname(&root.spec, plan)?;
+        set_names(&root.spec, plan)?;
+        write_sysctls(&root.spec)?;
+        rootfs::finish(&root.spec)?;
     }
-    process::setup(&cfg.process)
+    let conf = process::Confinement { seccomp: cfg.seccomp.as_ref(), personality: cfg.personality.as_ref() };
+    process::setup(&cfg.process, &conf)
 }
 
 fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {
@@ -100,14 +105,33 @@ fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {
     Ok(())
 }
 
-fn set_hostname(spec: &Spec, plan: &NsPlan) -> Result<(), InitError> {
-    let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) else {
-        return Ok(());
-    };
-    if !plan.new_uts {
-        return Err(InitError::Msg("hostname: setting it needs a new uts namespace".into()));
+fn set_names(spec: &Spec, plan: &NsPlan) -> Result<(), InitError> {
+    let names = [("hostname", spec.hostname()), ("domainname", spec.domainname())];
+    for (what, name) in names {
+        let Some(name) = name.as_deref().filter(|h| !h.is_empty()) else {
+            continue;
+        };
+        if !plan.new_uts {
+            return Err(InitError::Msg(format!("{what}: setting it needs a new uts namespace")));
+        }
+        match what {
+            "hostname" => sys::sethostname(name),
+            _ => sys::setdomainname(name),
+        }
+        .map_err(step(format!("set {what} {name:?}")))?;
     }
-    sys::sethostname(name).map_err(step(format!("sethostname {name:?}")))
+    Ok(())
+}
+
+/// After pivot_root, so /proc/sys is the container's; before the read-only
+/// and masked paths cover it. Which keys are allowed was checked at load.
+fn write_sysctls(spec: &Spec) -> Result<(), InitError> {
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    for (key, value) in sysctls.into_iter().flatten() {
+        let path = std::path::Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(step(format!("sysctl {key}={value}: write {}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// The argv[0] the init runs under; `main` dispatches on it.

@@ -2,12 +2,14 @@
 //! the shim binary re-exec'd from a sealed memfd straight out of clone3 into
 //! the new namespaces; it does the rest itself (see `init`).
 
+mod caps;
 pub mod channel;
 mod devices;
 pub mod init;
 pub mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;
 
 use std::ffi::CString;
 use std::fs::File;

@@ -1,81 +1,22 @@
-//! The container process's identity, in runc's order: rlimits; bounding set
-//! dropped while still root; groups, gid, uid with caps kept; cwd; then the
-//! capability sets and no_new_privs; finally the executable looked up.
+//! The container process's identity, in runc's order: rlimits, io priority
+//! and scheduler; the seccomp filter here if there is no no_new_privs;
+//! bounding set dropped while still root; groups, gid, uid with caps kept;
+//! cwd; the capability sets and no_new_privs; the executable looked up;
+//! personality; the seccomp filter last if there is no_new_privs.
 
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Capabilities, PosixRlimitType, Process};
+use oci_spec::runtime::{
+    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
+    LinuxSchedulerPolicy, LinuxSeccomp, PosixRlimitType, Process, Scheduler,
+};
 
+use super::caps::{self, cap_mask};
 use super::init::{step, InitError};
+use super::seccomp;
 use crate::sys;
-
-/// Capability names in kernel number order (capability.h).
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
-/// The set as a bit mask; unknown names are an error, never dropped.
-pub fn cap_mask(set: &Option<Capabilities>, what: &str) -> Result<u64, InitError> {
-    let mut mask = 0u64;
-    for cap in set.iter().flatten() {
-        let name = serde_json::to_value(cap).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let bit = CAPS
-            .iter()
-            .position(|c| *c == name)
-            .ok_or_else(|| InitError::Msg(format!("process.capabilities.{what}: unknown capability {name:?}")))?;
-        mask |= 1 << bit;
-    }
-    Ok(mask)
-}
-
-fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(CAPS.len() as u32 - 1)
-}
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {
     use PosixRlimitType::*;
@@ -99,16 +40,44 @@ fn rlimit_resource(t: PosixRlimitType) -> u32 {
     }
 }
 
+/// What the init applies besides the process itself.
+pub struct Confinement<'a> {
+    pub seccomp: Option<&'a LinuxSeccomp>,
+    pub personality: Option<&'a LinuxPersonality>,
+}
+
 /// Applies everything but the exec; returns what to exec.
-pub fn setup(p: &Process) -> Result<Exec, InitError> {
+pub fn setup(p: &Process, conf: &Confinement) -> Result<Exec, InitError> {
+    if let Some(adj) = p.oom_score_adj() {
+        // Lowering it takes CAP_SYS_RESOURCE; the kernel's EACCES says so.
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(step(format!("set oom_score_adj to {adj}: write /proc/self/oom_score_adj")))?;
+    }
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        apply_apparmor(profile)?;
+    }
     for r in p.rlimits().iter().flatten() {
         sys::set_rlimit(rlimit_resource(r.typ()), r.soft(), r.hard())
             .map_err(step(format!("setrlimit {:?}", r.typ())))?;
     }
+    // While still root: real-time classes need CAP_SYS_NICE/CAP_SYS_ADMIN.
+    if let Some(io) = p.io_priority() {
+        set_io_priority(io)?;
+    }
+    if let Some(s) = p.scheduler() {
+        set_scheduler(s)?;
+    }
+    let nnp = p.no_new_privileges() == Some(true);
+    let filter = conf.seccomp.map(seccomp::build).transpose()?;
+    // Without no_new_privs loading a filter takes CAP_SYS_ADMIN, so it goes
+    // in before the capabilities are dropped (as runc does).
+    if let (Some(f), false) = (&filter, nnp) {
+        seccomp::load(f)?;
+    }
     let caps = p.capabilities().as_ref();
     if let Some(c) = caps {
         let bounding = cap_mask(c.bounding(), "bounding")?;
-        for cap in 0..=last_cap() {
+        for cap in 0..=caps::last_cap() {
             if bounding & (1 << cap) == 0 {
                 sys::drop_bounding_cap(cap).map_err(step(format!("drop capability {cap} from the bounding set")))?;
             }
@@ -130,10 +99,10 @@ pub fn setup(p: &Process) -> Result<Exec, InitError> {
         sys::capset(e, pm, i).map_err(step("set capabilities"))?;
         let ambient = cap_mask(c.ambient(), "ambient")?;
         for cap in (0..64).filter(|b| ambient & (1 << b) != 0) {
-            sys::raise_ambient_cap(cap).map_err(step(format!("raise ambient capability {}", CAPS[cap as usize])))?;
+            sys::raise_ambient_cap(cap).map_err(step(format!("raise ambient capability {}", caps::name(cap))))?;
         }
     }
-    if p.no_new_privileges() == Some(true) {
+    if nnp {
         sys::set_no_new_privs().map_err(step("set no_new_privs"))?;
     }
     let env: Vec<String> = p.env().clone().unwrap_or_default();
@@ -142,11 +111,94 @@ pub fn setup(p: &Process) -> Result<Exec, InitError> {
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| InitError::Msg(format!("process.{what}: contains a NUL byte")))
     };
-    Ok(Exec {
+    let exec = Exec {
         path: cstr(&path.to_string_lossy(), "args")?,
         args: args.iter().map(|a| cstr(a, "args")).collect::<Result<_, _>>()?,
         env: env.iter().map(|e| cstr(e, "env")).collect::<Result<_, _>>()?,
         umask: user.umask().unwrap_or(0o022),
+    };
+    if let Some(persona) = conf.personality {
+        sys::set_personality(personality(persona)?).map_err(step("set personality"))?;
+    }
+    // With no_new_privs, as late as possible: the fewer syscalls after it,
+    // the fewer a profile must allow (here: the Ready/Start messages, signal
+    // resets, umask and execve).
+    if let (Some(f), true) = (&filter, nnp) {
+        seccomp::load(f)?;
+    }
+    Ok(exec)
+}
+
+/// Asks AppArmor to confine the next exec. Without AppArmor the write fails
+/// and so does the container, as with runc: a profile is never dropped.
+fn apply_apparmor(profile: &str) -> Result<(), InitError> {
+    let new = std::path::Path::new("/proc/self/attr/apparmor/exec");
+    let path = if new.exists() { new } else { std::path::Path::new("/proc/self/attr/exec") };
+    std::fs::write(path, format!("exec {profile}"))
+        .map_err(step(format!("apply apparmor profile {profile:?}: write {}", path.display())))
+}
+
+fn set_io_priority(io: &LinuxIOPriority) -> Result<(), InitError> {
+    let class = match io.class() {
+        IOPriorityClass::IoprioClassRt => 1,
+        IOPriorityClass::IoprioClassBe => 2,
+        IOPriorityClass::IoprioClassIdle => 3,
+    };
+    let level = u32::try_from(io.priority())
+        .ok()
+        .filter(|l| *l <= 7)
+        .ok_or_else(|| InitError::Msg(format!("process.ioPriority.priority: {} is not 0..7", io.priority())))?;
+    sys::set_io_priority(class, level).map_err(step(format!("set io priority {:?} {level}", io.class())))
+}
+
+/// The scheduler settings as the kernel's sched_attr.
+pub fn sched_attr(s: &Scheduler) -> sys::SchedAttr {
+    use LinuxSchedulerFlag::*;
+    use LinuxSchedulerPolicy::*;
+    let policy = match s.policy() {
+        SchedOther => 0,
+        SchedFifo => 1,
+        SchedRr => 2,
+        SchedBatch => 3,
+        SchedIso => 4,
+        SchedIdle => 5,
+        SchedDeadline => 6,
+    };
+    let flags = s.flags().iter().flatten().fold(0u64, |acc, f| {
+        acc | match f {
+            SchedResetOnFork => 0x01,
+            SchedFlagReclaim => 0x02,
+            SchedFlagDLOverrun => 0x04,
+            SchedFlagKeepPolicy => 0x08,
+            SchedFlagKeepParams => 0x10,
+            SchedFlagUtilClampMin => 0x20,
+            SchedFlagUtilClampMax => 0x40,
+        }
+    });
+    sys::SchedAttr {
+        size: 0,
+        policy,
+        flags,
+        nice: s.nice().unwrap_or(0),
+        priority: s.priority().unwrap_or(0).max(0) as u32,
+        runtime: s.runtime().unwrap_or(0),
+        deadline: s.deadline().unwrap_or(0),
+        period: s.period().unwrap_or(0),
+    }
+}
+
+fn set_scheduler(s: &Scheduler) -> Result<(), InitError> {
+    sys::sched_setattr(&mut sched_attr(s)).map_err(step(format!("set scheduler {:?}", s.policy())))
+}
+
+/// PER_LINUX / PER_LINUX32; the spec defines no flags yet.
+pub fn personality(p: &LinuxPersonality) -> Result<libc::c_ulong, InitError> {
+    if let Some(f) = p.flags().as_ref().and_then(|f| f.first()) {
+        return Err(InitError::Msg(format!("linux.personality.flags: {f:?} is not a known flag")));
+    }
+    Ok(match p.domain() {
+        LinuxPersonalityDomain::PerLinux => 0x0000,
+        LinuxPersonalityDomain::PerLinux32 => 0x0008,
     })
 }
 
@@ -177,26 +229,9 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, InitError>
         .ok_or_else(|| InitError::Msg(format!("exec: {name:?}: executable file not found in $PATH")))
 }
 
-/// Names in a set, for tests.
-#[cfg(test)]
-fn cap_names(mask: u64) -> std::collections::HashSet<&'static str> {
-    CAPS.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| *n).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn capability_masks_follow_kernel_numbers() {
-        let set: Capabilities =
-            serde_json::from_value(serde_json::json!(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"])).expect("caps");
-        let m = cap_mask(&Some(set), "bounding").expect("mask");
-        assert_eq!(m, (1 << 0) | (1 << 5) | (1 << 21));
-        assert_eq!(cap_names(m), HashSet::from(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"]));
-        assert_eq!(cap_mask(&None, "effective").expect("none"), 0);
-    }
 
     #[test]
     fn executables_are_found_on_path_or_refused() {

@@ -1,6 +1,6 @@
 //! The container's filesystem, built inside its mount namespace by the init:
-//! propagation, the config's mounts, /dev, pivot_root, masked and read-only
-//! paths. Every destination is resolved inside the rootfs (symlinks and `..`
+//! propagation, the config's mounts, /dev, pivot_root (`prepare`); masked and
+//! read-only paths (`finish`). Every destination is resolved inside the rootfs (symlinks and `..`
 //! cannot leave it).
 
 use std::ffi::OsString;
@@ -105,13 +105,19 @@ pub fn prepare(
         }
     }
     before_pivot()?;
-    pivot(rootfs)?;
-    if let Some(l) = linux {
-        for p in l.masked_paths().iter().flatten() {
-            mask(Path::new(p))?;
-        }
+    pivot(rootfs)
+}
+
+/// After pivot_root (and the sysctls): read-only, then masked paths, then
+/// the root itself read-only.
+pub fn finish(spec: &Spec) -> Result<(), InitError> {
+    if let Some(l) = spec.linux() {
+        // runc's order, so a path in both lists ends up the same way.
         for p in l.readonly_paths().iter().flatten() {
             readonly(Path::new(p))?;
+        }
+        for p in l.masked_paths().iter().flatten() {
+            mask(Path::new(p))?;
         }
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
@@ -125,6 +131,10 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), InitError> {
     let shown = m.destination().display();
     let typ = m.typ().as_deref().unwrap_or("none");
     let opts = mountopts::parse(m.options().as_deref().unwrap_or_default());
+    if typ == "proc" || typ == "sysfs" {
+        real_directory(rootfs, m.destination(), &dest)
+            .map_err(|why| InitError::Msg(format!("mount {typ} on {shown}: {why}")))?;
+    }
     if typ == "cgroup" || typ == "cgroup2" {
         return super::devices::mount_cgroups(&dest, &opts).map_err(step(format!("mount cgroup on {shown}")));
     }
@@ -162,6 +172,19 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), InitError> {
     Ok(())
 }
 
+/// /proc and /sys only go onto real directories of the rootfs (runc's rule
+/// since CVE-2019-19921): a symlink there is refused, not followed.
+fn real_directory(rootfs: &Path, dest: &Path, resolved: &Path) -> Result<(), String> {
+    let lexical = rootfs.join(dest.strip_prefix("/").unwrap_or(dest));
+    if lexical != resolved {
+        return Err(format!("{} in the rootfs is or passes through a symlink; refusing", dest.display()));
+    }
+    match fs::symlink_metadata(resolved) {
+        Ok(md) if !md.is_dir() => Err(format!("{} in the rootfs is not a directory", dest.display())),
+        _ => Ok(()),
+    }
+}
+
 fn pivot(rootfs: &Path) -> Result<(), InitError> {
     std::env::set_current_dir(rootfs).map_err(step(format!("chdir {}", rootfs.display())))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching
@@ -186,7 +209,8 @@ fn mask(path: &Path) -> Result<(), InitError> {
 }
 
 fn readonly(path: &Path) -> Result<(), InitError> {
-    if fs::symlink_metadata(path).is_err() {
+    // Missing, or a symlink to nothing: nothing to protect (runc skips it too).
+    if fs::metadata(path).is_err() {
         return Ok(());
     }
     let s = path.to_string_lossy();

@@ -3,7 +3,7 @@
 //! "no namespaces") is an error; any other unknown key is ignored as the spec
 //! requires, but never silently.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Severity {
@@ -27,185 +27,75 @@ impl Finding {
     }
 }
 
-const TOP: &[&str] = &[
-    "ociVersion",
-    "root",
-    "mounts",
-    "process",
-    "hostname",
-    "domainname",
-    "hooks",
-    "annotations",
-    "linux",
-    "solaris",
-    "windows",
-    "vm",
-    "zos",
-];
-const PROCESS: &[&str] = &[
-    "terminal",
-    "consoleSize",
-    "user",
-    "args",
-    "commandLine",
-    "env",
-    "cwd",
-    "capabilities",
-    "rlimits",
-    "noNewPrivileges",
-    "apparmorProfile",
-    "oomScoreAdj",
-    "selinuxLabel",
-    "ioPriority",
-    "scheduler",
-    "execCPUAffinity",
-];
-const LINUX: &[&str] = &[
-    "namespaces",
-    "uidMappings",
-    "gidMappings",
-    "timeOffsets",
-    "devices",
-    "netDevices",
-    "cgroupsPath",
-    "rootfsPropagation",
-    "seccomp",
-    "sysctl",
-    "resources",
-    "intelRdt",
-    "personality",
-    "maskedPaths",
-    "readonlyPaths",
-    "mountLabel",
-    "memoryPolicy",
-];
-const ROOT: &[&str] = &["path", "readonly"];
-const USER: &[&str] = &["uid", "gid", "umask", "additionalGids", "username"];
-const CAPS: &[&str] = &["bounding", "effective", "inheritable", "permitted", "ambient"];
-pub const HOOK_KINDS: &[&str] =
-    &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
-const HOOK: &[&str] = &["path", "args", "env", "timeout"];
-
-/// Keys whose loss would give a weaker container than the user asked for.
-const SECURITY: &[&str] = &[
-    "linux",
-    "process",
-    "root",
-    "mounts",
-    "namespaces",
-    "seccomp",
-    "capabilities",
-    "noNewPrivileges",
-    "apparmorProfile",
-    "selinuxLabel",
-    "maskedPaths",
-    "readonlyPaths",
-    "devices",
-    "resources",
-    "uidMappings",
-    "gidMappings",
-    "user",
-    "rlimits",
-    "readonly",
-    "uid",
-    "gid",
-    "additionalGids",
-    "bounding",
-    "effective",
-    "inheritable",
-    "permitted",
-    "ambient",
-    "cgroupsPath",
-    "sysctl",
-    "rootfsPropagation",
-];
+use super::schema::{Shape, CONFIG, HOME, SECURITY};
 
 pub fn lint(raw: &Value) -> Vec<Finding> {
     let mut out = Vec::new();
-    let Some(top) = raw.as_object() else {
+    if !raw.is_object() {
         out.push(Finding {
             severity: Severity::Error,
             path: "$".into(),
             message: "config.json must be a JSON object".into(),
         });
         return out;
-    };
-    check_keys(top, "", TOP, &mut out);
-    if let Some(p) = top.get("process").and_then(Value::as_object) {
-        check_keys(p, "process.", PROCESS, &mut out);
-        misplaced_hooks(p, "process.", &mut out);
-        if let Some(u) = p.get("user").and_then(Value::as_object) {
-            check_keys(u, "process.user.", USER, &mut out);
-        }
-        if let Some(c) = p.get("capabilities").and_then(Value::as_object) {
-            check_keys(c, "process.capabilities.", CAPS, &mut out);
-        }
     }
-    if let Some(l) = top.get("linux").and_then(Value::as_object) {
-        check_keys(l, "linux.", LINUX, &mut out);
-        misplaced_hooks(l, "linux.", &mut out);
-    }
-    if let Some(r) = top.get("root").and_then(Value::as_object) {
-        check_keys(r, "root.", ROOT, &mut out);
-    }
-    if let Some(h) = top.get("hooks").and_then(Value::as_object) {
-        check_keys(h, "hooks.", HOOK_KINDS, &mut out);
-        for kind in HOOK_KINDS {
-            if let Some(list) = h.get(*kind).and_then(Value::as_array) {
-                for (i, hook) in list.iter().enumerate() {
-                    if let Some(obj) = hook.as_object() {
-                        check_keys(obj, &format!("hooks.{kind}[{i}]."), HOOK, &mut out);
-                    }
-                }
-            }
-        }
-    }
+    walk(raw, &CONFIG, "", &mut out);
     out
 }
 
-fn check_keys(obj: &Map<String, Value>, prefix: &str, known: &[&str], out: &mut Vec<Finding>) {
-    for key in obj.keys() {
-        if known.contains(&key.as_str()) {
-            continue;
+/// `prefix` is the JSON path of `value` with a trailing dot, or empty at
+/// the top.
+fn walk(value: &Value, shape: &Shape, prefix: &str, out: &mut Vec<Finding>) {
+    match (shape, value) {
+        (Shape::Obj(fields), Value::Object(obj)) => {
+            for (key, child) in obj {
+                match fields.iter().find(|(k, _)| k == key) {
+                    Some((_, s)) => walk(child, s, &format!("{prefix}{key}."), out),
+                    None => out.push(unknown(key, prefix, fields)),
+                }
+            }
         }
-        let path = format!("{prefix}{key}");
-        let suggestion = known.iter().find(|k| k.eq_ignore_ascii_case(key));
-        let finding = match suggestion {
-            Some(right) if SECURITY.contains(right) => Finding {
-                severity: Severity::Error,
-                message: format!(
-                    "{path} is not an OCI key and would be ignored, weakening the container; did you mean {prefix}{right}?"
-                ),
-                path,
-            },
-            Some(right) if HOOK_KINDS.contains(right) => Finding {
-                severity: Severity::Warning,
-                message: format!("{path} is not an OCI hook and will not run; did you mean {prefix}{right}?"),
-                path,
-            },
-            Some(right) => Finding {
-                severity: Severity::Warning,
-                message: format!("{path} is not an OCI key and is ignored; did you mean {prefix}{right}?"),
-                path,
-            },
-            None => Finding { severity: Severity::Warning, message: format!("{path} is not an OCI key and is ignored"), path },
-        };
-        out.push(finding);
+        (Shape::Arr(item), Value::Array(items)) => {
+            let base = prefix.strip_suffix('.').unwrap_or(prefix);
+            for (i, v) in items.iter().enumerate() {
+                walk(v, item, &format!("{base}[{i}]."), out);
+            }
+        }
+        _ => {}
     }
 }
 
-fn misplaced_hooks(obj: &Map<String, Value>, prefix: &str, out: &mut Vec<Finding>) {
-    if let Some(key) = obj.keys().find(|k| k.eq_ignore_ascii_case("hooks")) {
-        // check_keys already reported it as unknown; replace that with the specific advice.
-        out.retain(|f| f.path != format!("{prefix}{key}"));
-        out.push(Finding {
-            severity: Severity::Warning,
-            path: format!("{prefix}{key}"),
-            message: format!(
-                "{prefix}{key} is not where OCI hooks go and will not run; did you mean hooks (top level)?"
-            ),
-        });
+fn unknown(key: &str, prefix: &str, fields: &[(&str, Shape)]) -> Finding {
+    let path = format!("{prefix}{key}");
+    let finding = |severity, message| Finding { severity, path: path.clone(), message };
+    if !prefix.is_empty() && key.eq_ignore_ascii_case("hooks") {
+        return finding(
+            Severity::Warning,
+            format!("{path} is not where OCI hooks go and will not run; did you mean hooks (top level)?"),
+        );
     }
+    if let Some((right, _)) = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        let fix = format!("{prefix}{right}");
+        return if prefix == "hooks." {
+            finding(Severity::Warning, format!("{path} is not an OCI hook and will not run; did you mean {fix}?"))
+        } else if SECURITY.contains(right) {
+            finding(
+                Severity::Error,
+                format!("{path} is not an OCI key and would be ignored, weakening the container; did you mean {fix}?"),
+            )
+        } else {
+            finding(Severity::Warning, format!("{path} is not an OCI key and is ignored; did you mean {fix}?"))
+        };
+    }
+    if let Some((_, home)) = HOME.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) {
+        return finding(
+            Severity::Error,
+            format!(
+                "{path} is not where OCI puts it and would be ignored, weakening the container; did you mean {home}?"
+            ),
+        );
+    }
+    finding(Severity::Warning, format!("{path} is not an OCI key and is ignored"))
 }
 
 #[cfg(test)]
