@@ -50,6 +50,8 @@ struct Case {
     try_cmd: &'static str,
     /// (line under runc, line under the shim, why) differences allowed.
     known: &'static [(&'static str, &'static str, &'static str)],
+    /// Owner the rootfs is given first (a user namespace's root).
+    owner: Option<u32>,
 }
 
 /// Every capability this host's root has (here that is not all of them:
@@ -124,7 +126,30 @@ fn seccomp(rules: Value) -> Value {
 
 const NETNS: &str = "myshim-test-diff";
 
+const USERNS_ROOT: u32 = 100000;
+
 const CASES: &[Case] = &[
+    Case {
+        name: "userns",
+        edit: |s| {
+            s["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": USERNS_ROOT, "size": 65536}]);
+            s["linux"]["uidMappings"] = map.clone();
+            s["linux"]["gidMappings"] = map;
+            s["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [2000]});
+        },
+        paths: "/etc/passwd /tmp /dev/null /proc/sys/net/ipv4/ip_forward",
+        sysctls: "",
+        try_cmd: "cat /proc/self/uid_map /proc/self/gid_map",
+        known: &[(
+            "dev: /dev/mqueue directory 0:0 1777 0:65534",
+            "dev: /dev/mqueue directory 0:0 1777 65534:65534",
+            "an ipc namespace's mqueue root belongs to whoever created the namespace: runc unshares it \
+             after its setresuid to the user namespace's root but before its setresgid; one clone3 makes \
+             all of ours as host root (unmapped: 65534). Same mode (1777), so the same access",
+        )],
+        owner: Some(USERNS_ROOT),
+    },
     Case {
         name: "default",
         edit: |_| {},
@@ -132,6 +157,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
     Case {
         name: "privileged",
@@ -145,6 +171,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
     Case {
         name: "cap-add-drop",
@@ -161,6 +188,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "chown 1 /tmp",
         known: &[],
+        owner: None,
     },
     Case {
         name: "read-only",
@@ -169,6 +197,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "touch /x",
         known: &[],
+        owner: None,
     },
     Case {
         name: "rlimits",
@@ -184,6 +213,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
     Case {
         name: "nnp-on",
@@ -192,6 +222,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
     Case {
         name: "nnp-off",
@@ -200,6 +231,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
     Case {
         name: "seccomp-mkdir-eperm",
@@ -211,6 +243,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "mkdir /tmp/d",
         known: &[],
+        owner: None,
     },
     Case {
         name: "seccomp-kill-unshare",
@@ -222,6 +255,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "unshare -u true",
         known: &[],
+        owner: None,
     },
     Case {
         name: "netns-by-path",
@@ -236,6 +270,7 @@ const CASES: &[Case] = &[
         sysctls: "net.ipv4.ip_forward net.ipv4.conf.all.forwarding",
         try_cmd: "cat /proc/net/dev | tail -n +3 | cut -d: -f1",
         known: &[],
+        owner: None,
     },
     Case {
         name: "masked-readonly",
@@ -250,6 +285,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "cat /etc/group; ls /data",
         known: &[],
+        owner: None,
     },
     Case {
         name: "sysctls",
@@ -265,6 +301,7 @@ const CASES: &[Case] = &[
         sysctls: "kernel.shm_rmid_forced net.ipv4.ip_forward kernel.domainname fs.mqueue.msg_max",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
     Case {
         name: "devices",
@@ -282,6 +319,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "head -c 1 /dev/sda-ish",
         known: &[],
+        owner: None,
     },
     Case {
         name: "user-and-oom",
@@ -293,6 +331,7 @@ const CASES: &[Case] = &[
         sysctls: "",
         try_cmd: "",
         known: &[],
+        owner: None,
     },
 ];
 
@@ -382,6 +421,9 @@ fn the_container_sees_the_same_confinement_as_under_runc() {
     for case in CASES {
         let id = format!("diff-{}", case.name);
         let root = rootfs(&id);
+        if let Some(uid) = case.owner {
+            give_rootfs_to(&root, uid);
+        }
         let spec = probe_spec(case, &id, &root);
         let runc = through_runc(&id, &spec);
         let ours = through_shim(&id, &spec);
@@ -397,4 +439,54 @@ fn the_container_sees_the_same_confinement_as_under_runc() {
     }
     assert!(cgroups_of("diff-default-runc").is_empty(), "runc left a cgroup");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// What runc refuses on this machine, the shim refuses too, for the same
+/// reason: an AppArmor profile where AppArmor is absent (runc: "unable to
+/// apply apparmor profile"), and an oom_score_adj below the shim's own
+/// without CAP_SYS_RESOURCE.
+#[test]
+fn what_runc_cannot_apply_fails_create_here_too() {
+    type Refused = (&'static str, fn(&mut Value), &'static str, &'static str);
+    let cases: &[Refused] = &[
+        (
+            "apparmor",
+            |s| s["process"]["apparmorProfile"] = json!("myshim-test-profile"),
+            "apparmor",
+            "apply apparmor profile \"myshim-test-profile\"",
+        ),
+        ("oom", |s| s["process"]["oomScoreAdj"] = json!(-999), "oom_score_adj", "set oom_score_adj to -999"),
+    ];
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'));
+    for (name, edit, runc_says, we_say) in cases {
+        if *name == "apparmor" && apparmor {
+            continue; // with AppArmor, both apply the profile: nothing fails
+        }
+        let id = format!("refuse-{name}");
+        let root = rootfs(&id);
+        let mut s = spec(&id, &root, &["true"]);
+        edit(&mut s);
+        let bundle = work_dir().join(format!("{id}-bundle"));
+        std::fs::create_dir_all(&bundle).expect("bundle");
+        let mut theirs = s.clone();
+        theirs["linux"]["cgroupsPath"] = json!(format!("/{NS}/{id}-runc"));
+        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&theirs).expect("json")).expect("config");
+        let runc = Command::new("runc")
+            .arg("--root")
+            .arg(work_dir().join("runc-root"))
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("{id}-runc"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("runc");
+        assert!(!runc.status.success(), "{id}: runc ran it");
+        assert!(text(&runc.stderr).contains(runc_says), "{id}: runc: {}", text(&runc.stderr));
+        let ours = run_spec(&id, &s);
+        assert!(!ours.status.success(), "{id}: the shim ran it");
+        assert!(text(&ours.stderr).contains(we_say), "{id}: shim: {}", text(&ours.stderr));
+        assert_no_leftovers(&id);
+        let _ = std::fs::remove_dir_all(&bundle);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -221,3 +221,15 @@ pub fn assert_no_leftovers(id: &str) {
         .unwrap_or_default();
     assert!(leftover_state.is_empty(), "{id}: state left: {leftover_state:?}");
 }
+
+/// The rootfs owned by `uid` (a user namespace's root), and the way to it
+/// open to it: the test's work dir is mktemp's 0700.
+pub fn give_rootfs_to(root: &Path, uid: u32) {
+    let ok = Command::new("chown").args(["-hR", &format!("{uid}:{uid}")]).arg(root).status().expect("chown");
+    assert!(ok.success(), "chown {}", root.display());
+    use std::os::unix::fs::PermissionsExt;
+    for dir in root.ancestors().skip(1) {
+        let mode = std::fs::metadata(dir).expect("stat").permissions().mode();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o111)).expect("chmod");
+    }
+}

@@ -106,3 +106,86 @@ fn namespace_paths_are_joined() {
     assert_no_leftovers(a);
     assert_no_leftovers(b);
 }
+
+/// Settings runc 1.1.5 does not know (so no comparison with it): a time
+/// namespace with offsets, the personality, io priority and scheduler.
+/// Straight through the shim: containerd 1.6 would drop timeOffsets and
+/// personality from the spec.
+#[test]
+fn time_namespace_personality_io_priority_and_scheduler_apply() {
+    let id = "iso-kernel";
+    let root = rootfs(id);
+    let out_dir = work_dir().join(format!("{id}-out"));
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    let script = "{ cut -d. -f1 /proc/uptime; uname -m; ionice; \
+                  awk '{print \"nice=\" $19, \"policy=\" $41}' /proc/self/stat; } > /out/result 2>&1";
+    let mut s = spec(id, &root, &["sh", "-c", script]);
+    s["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    s["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({"type": "time"}));
+    s["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+    s["linux"]["personality"] = json!({"domain": "LINUX32"});
+    s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    s["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    let bundle = crate::direct::bundle(&format!("bundle-{id}"));
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_eq!(crate::direct::run_direct(id, &bundle), 0);
+    let o = std::fs::read_to_string(out_dir.join("result")).expect("result");
+    let lines: Vec<&str> = o.lines().collect();
+    let host: u64 =
+        std::fs::read_to_string("/proc/uptime").expect("uptime").split('.').next().expect("s").parse().expect("n");
+    let uptime: u64 = lines[0].parse().expect("container uptime");
+    assert!((host + 864000 - 5..=host + 864000 + 60).contains(&uptime), "boottime offset: {uptime} vs host {host}");
+    assert_eq!(&lines[1..], ["i686", "idle", "nice=7 policy=3"], "{o}");
+    assert_no_leftovers(id);
+}
+
+/// An exec into a container with its own user namespace joins it: root in
+/// there is uid 100000 outside, never the host's root.
+#[test]
+fn execs_join_the_containers_user_namespace() {
+    let id = "iso-userns-exec";
+    let root = rootfs(id);
+    give_rootfs_to(&root, 100000);
+    let mut s = spec(id, &root, &["sleep", "1000"]);
+    s["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    s["linux"]["uidMappings"] = map.clone();
+    s["linux"]["gidMappings"] = map;
+    let p = write_spec(id, &s);
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let out = ctr(&["task", "exec", "--exec-id", "e1", id, "sh", "-c", "id -u; cat /proc/self/uid_map; sleep 0.2"]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o} {}", text(&out.stderr));
+    let words: Vec<&str> = o.split_whitespace().collect();
+    assert_eq!(words, ["0", "0", "100000", "65536"], "{o}");
+    let init = task_pid(id);
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).expect("status");
+    assert!(status.lines().any(|l| l.starts_with("Uid:") && l.contains("100000")), "{status}");
+    remove(id);
+    assert_no_leftovers(id);
+}
+
+/// An exec gets the container's seccomp filter (runc applies it to execs too).
+#[test]
+fn execs_get_the_containers_seccomp_filter() {
+    let id = "iso-seccomp-exec";
+    let root = rootfs(id);
+    let mut s = spec(id, &root, &["sleep", "1000"]);
+    s["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let p = write_spec(id, &s);
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let script = "grep '^Seccomp:' /proc/self/status; mkdir /tmp/x 2>&1; echo rc=$?";
+    let out = ctr(&["task", "exec", "--exec-id", "e1", id, "sh", "-c", script]);
+    let o = text(&out.stdout);
+    assert!(o.contains("Seccomp:\t2") && o.contains("Operation not permitted") && o.contains("rc=1"), "{o}");
+    remove(id);
+    assert_no_leftovers(id);
+}

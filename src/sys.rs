@@ -49,6 +49,10 @@ pub struct ExecPlan {
     pub fds: [RawFd; 4],
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// For a new user namespace: the child waits for one byte here (the
+    /// parent has written the id maps), becomes the namespace's root, and
+    /// only then execs, so the exec keeps its capabilities in there.
+    pub userns_go: Option<RawFd>,
 }
 
 #[repr(C)]
@@ -90,6 +94,28 @@ pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> 
     if ret == 0 {
         // SAFETY: child side; see above.
         unsafe {
+            if let Some(go) = plan.userns_go {
+                let mut byte = 0u8;
+                loop {
+                    let n = libc::read(go, (&mut byte as *mut u8).cast(), 1);
+                    if n == 1 {
+                        break;
+                    }
+                    if n < 0 && *libc::__errno_location() == libc::EINTR {
+                        continue;
+                    }
+                    libc::_exit(125);
+                }
+                // Raw syscalls: glibc's wrappers would try to tell the
+                // parent's other threads, which do not exist here.
+                let zero: libc::c_long = 0;
+                if libc::syscall(libc::SYS_setresgid, zero, zero, zero) != 0
+                    || libc::syscall(libc::SYS_setgroups, zero, std::ptr::null::<libc::gid_t>()) != 0
+                    || libc::syscall(libc::SYS_setresuid, zero, zero, zero) != 0
+                {
+                    libc::_exit(124);
+                }
+            }
             for (target, fd) in plan.fds.iter().enumerate() {
                 if libc::dup2(*fd, target as libc::c_int) < 0 {
                     libc::_exit(126);
@@ -109,6 +135,15 @@ pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> 
     let pid = cvt(ret)? as i32;
     // SAFETY: CLONE_PIDFD stored a fresh fd (O_CLOEXEC by kernel default).
     Ok((pid, unsafe { OwnedFd::from_raw_fd(pidfd) }))
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds has room for the two fds pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: fresh fds.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Duplicates `fd` to the lowest free number >= `min`, close-on-exec.

@@ -14,7 +14,7 @@ use crate::error::TaskError;
 use crate::hooks::{self, Kind};
 use crate::options::ShimOptions;
 use crate::runtime::channel::{InitConfig, Phase, RootfsSetup};
-use crate::runtime::namespaces::NsPlan;
+use crate::runtime::namespaces::{IdMaps, NsPlan};
 use crate::runtime::Spawned;
 use crate::stdio::Stdio;
 use crate::{mountopts, spec, state, sys};
@@ -171,7 +171,13 @@ impl Shim {
         };
         let cgroup = Cgroup::new(cg_path.clone());
         undo.cgroup = Some(cgroup.clone());
-        let cgroup_tasks = cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        // In a user namespace the init cannot write the host's cgroup files:
+        // the shim moves it instead.
+        let cgroup_tasks = if plan.in_userns {
+            Vec::new()
+        } else {
+            cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?
+        };
         let self_join = !cgroup_tasks.is_empty();
         // Limits before the init exists: it makes its device nodes under them.
         if self_join {
@@ -179,7 +185,7 @@ impl Shim {
         }
         let spawned = self
             .runtime
-            .spawn(&plan, &stdio.container)
+            .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref())
             .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
         // Registered before any await: the reaper cannot miss this exit.
         let exited = self.reaper.register(spawned.pid);

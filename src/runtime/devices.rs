@@ -11,17 +11,22 @@ use super::init::{step, InitError};
 use crate::mountopts::MountOptions;
 use crate::sys;
 
-/// The nodes every container gets (as runc creates them): name, major, minor.
+/// The nodes every container gets, in runc's order (in a user namespace they
+/// are bind mounts, and their order shows): name, major, minor.
 const DEFAULT_NODES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+    &[("null", 1, 3), ("random", 1, 8), ("full", 1, 7), ("tty", 5, 0), ("zero", 1, 5), ("urandom", 1, 9)];
 
-pub fn create_default(rootfs: &Path) -> Result<(), InitError> {
+pub fn create_default(rootfs: &Path, in_userns: bool) -> Result<(), InitError> {
     // Resolved inside the rootfs: an image whose /dev is a symlink to a host
     // directory must not get nodes made (or files replaced) on the host.
     let dev = super::rootfs::resolve_in_root(rootfs, Path::new("/dev"))?;
     fs::create_dir_all(&dev).map_err(step("mkdir /dev"))?;
     for (name, major, minor) in DEFAULT_NODES {
-        make_node(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, Some(0), Some(0))?;
+        if in_userns {
+            bind_node(&dev.join(name), &Path::new("/dev").join(name))?;
+        } else {
+            make_node(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, Some(0), Some(0))?;
+        }
     }
     let links: &[(&str, &str)] = &[
         ("/proc/self/fd", "fd"),
@@ -67,6 +72,21 @@ pub fn make_node(
     }
     sys::mknod(path, kind, mode & 0o7777, major, minor).map_err(step(format!("mknod {shown}")))?;
     sys::chown(path, uid.unwrap_or(0), gid.unwrap_or(0)).map_err(step(format!("chown {shown}")))
+}
+
+/// The host's device `host` bind-mounted at `path` (an empty file made for
+/// it): what a user namespace gets instead of mknod.
+pub fn bind_node(path: &Path, host: &Path) -> Result<(), InitError> {
+    let shown = path.display();
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(step(format!("mkdir {}", parent.display())))?;
+    }
+    if fs::symlink_metadata(path).is_ok() {
+        fs::remove_file(path).map_err(step(format!("replace {shown}")))?;
+    }
+    fs::File::create(path).map_err(step(format!("create {shown}")))?;
+    let src = host.to_string_lossy();
+    sys::mount(Some(&src), path, None, MS_BIND, None).map_err(step(format!("bind {src} on {shown}")))
 }
 
 /// One cgroup v1 hierarchy as the host mounts it.

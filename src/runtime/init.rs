@@ -73,6 +73,18 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
         std::fs::write(tasks, "0").map_err(step(format!("join cgroup {}", tasks.display())))?;
     }
     join_namespaces(plan)?;
+    if let Some(offsets) = &plan.new_time {
+        sys::unshare(libc::CLONE_NEWTIME).map_err(step("unshare time namespace"))?;
+        if !offsets.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", offsets)
+                .map_err(step(format!("write time offsets {:?}", offsets.trim())))?;
+        }
+        // unshare only made it the namespace of children to come; enter it
+        // now (offsets are fixed from here on) so the program runs in it.
+        let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(step("open time namespace"))?;
+        use std::os::fd::AsRawFd;
+        sys::setns(ns.as_raw_fd(), libc::CLONE_NEWTIME).map_err(step("enter time namespace"))?;
+    }
     if let Some(root) = &cfg.rootfs {
         if plan.new_cgroupns {
             sys::unshare(libc::CLONE_NEWCGROUP).map_err(step("unshare cgroup namespace"))?;
@@ -87,7 +99,7 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
                 _ => sys::exit_now(1),
             }
         };
-        rootfs::prepare(&root.spec, &root.path, &mut before_pivot)?;
+        rootfs::prepare(&root.spec, &root.path, plan.in_userns, &mut before_pivot)?;
         set_names(&root.spec, plan)?;
         write_sysctls(&root.spec)?;
         rootfs::finish(&root.spec)?;

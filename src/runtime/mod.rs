@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::OnceLock;
 
 use channel::ParentEnd;
-use namespaces::NsPlan;
+use namespaces::{IdMaps, NsPlan};
 
 use crate::sys;
 
@@ -53,8 +53,9 @@ impl Runtime {
     }
 
     /// clone3 into the planned namespaces and exec the init with `stdio` as
-    /// its 0, 1, 2 and the channel as fd 3.
-    pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3]) -> io::Result<Spawned> {
+    /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
+    /// written before the init may exec.
+    pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
         let exe = self.sealed()?;
         let (parent, child) = UnixStream::pair()?;
         // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
@@ -69,11 +70,20 @@ impl Runtime {
             fds: [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd(), high[3].as_raw_fd()],
             argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
             envp: Vec::new(),
+            userns_go: None,
         };
+        let go = if plan.new_user { Some(sys::pipe()?) } else { None };
+        let exec = sys::ExecPlan { userns_go: go.as_ref().map(|(r, _)| r.as_raw_fd()), ..exec };
         let (pid, pidfd) = match &plan.join_pid {
             None => sys::clone_exec(plan.clone_flags, &exec)?,
             Some(path) => in_pid_namespace(path, || sys::clone_exec(plan.clone_flags, &exec))?,
         };
+        if let Some((_, go)) = go {
+            // On failure the write end closes unwritten and the child exits.
+            let maps = maps.ok_or_else(|| io::Error::other("a new user namespace without id maps"))?;
+            maps.write(pid)?;
+            nix::unistd::write(&go, b"1")?;
+        }
         drop(high);
         drop(child);
         parent.set_nonblocking(true)?;

@@ -17,6 +17,14 @@ pub struct NsPlan {
     pub new_cgroupns: bool,
     pub new_uts: bool,
     pub new_pid: bool,
+    /// A new user namespace: the parent writes its id maps, then the init
+    /// becomes its root.
+    pub new_user: bool,
+    /// In a user namespace other than the shim's (new or joined): no mknod.
+    pub in_userns: bool,
+    /// A new time namespace, with these offsets (timens_offsets lines): the
+    /// init unshares it and its exec moves the program into it.
+    pub new_time: Option<String>,
 }
 
 fn flag(t: LinuxNamespaceType) -> i32 {
@@ -36,21 +44,26 @@ impl NsPlan {
     pub fn from_spec(spec: &Spec) -> NsPlan {
         let mut plan = NsPlan::default();
         let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
-        // The mount namespace is joined last: after it, paths of the others may no longer resolve.
+        // The mount namespace is joined last: after it, paths of the others
+        // may no longer resolve. A user namespace first: it owns the others.
         let mut mnt_join = None;
         for ns in namespaces {
             let typ = ns.typ();
             match (typ, ns.path()) {
                 (LinuxNamespaceType::Pid, Some(p)) => plan.join_pid = Some(p.clone()),
                 (LinuxNamespaceType::Mount, Some(p)) => mnt_join = Some(p.clone()),
+                (LinuxNamespaceType::User, Some(p)) => plan.join.insert(0, (libc::CLONE_NEWUSER, p.clone())),
                 (_, Some(p)) => plan.join.push((flag(typ), p.clone())),
                 (LinuxNamespaceType::Cgroup, None) => plan.new_cgroupns = true,
+                (LinuxNamespaceType::Time, None) => plan.new_time = Some(time_offsets(spec)),
                 (_, None) => plan.clone_flags |= flag(typ) as u64,
             }
             if ns.path().is_none() {
                 plan.new_uts |= typ == LinuxNamespaceType::Uts;
                 plan.new_pid |= typ == LinuxNamespaceType::Pid;
+                plan.new_user |= typ == LinuxNamespaceType::User;
             }
+            plan.in_userns |= typ == LinuxNamespaceType::User;
         }
         if let Some(p) = mnt_join {
             plan.join.push((libc::CLONE_NEWNS, p));
@@ -58,20 +71,78 @@ impl NsPlan {
         plan
     }
 
-    /// An exec joins every namespace of the container's init, mount last.
+    /// An exec joins every namespace of the container's init that is not
+    /// the shim's own (joining one of those could only fail: once in the
+    /// container's user namespace, the host's are out of reach), user first,
+    /// mount last.
     pub fn for_exec(init_pid: i32) -> NsPlan {
-        let ns = |name: &str| PathBuf::from(format!("/proc/{init_pid}/ns/{name}"));
+        let theirs = |name: &str| PathBuf::from(format!("/proc/{init_pid}/ns/{name}"));
+        let differs = |name: &str| {
+            let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+            theirs(name).exists() && !same_file(&theirs(name), &ours)
+        };
+        let order = [
+            (libc::CLONE_NEWUSER, "user"),
+            (libc::CLONE_NEWIPC, "ipc"),
+            (libc::CLONE_NEWUTS, "uts"),
+            (libc::CLONE_NEWNET, "net"),
+            (libc::CLONE_NEWCGROUP, "cgroup"),
+            (libc::CLONE_NEWTIME, "time"),
+            (libc::CLONE_NEWNS, "mnt"),
+        ];
         NsPlan {
-            join: vec![
-                (libc::CLONE_NEWIPC, ns("ipc")),
-                (libc::CLONE_NEWUTS, ns("uts")),
-                (libc::CLONE_NEWNET, ns("net")),
-                (libc::CLONE_NEWCGROUP, ns("cgroup")),
-                (libc::CLONE_NEWNS, ns("mnt")),
-            ],
-            join_pid: Some(ns("pid")),
+            join: order.iter().filter(|(_, n)| differs(n)).map(|(t, n)| (*t, theirs(n))).collect(),
+            join_pid: Some(theirs("pid")),
+            in_userns: differs("user"),
             ..NsPlan::default()
         }
+    }
+}
+
+fn time_offsets(spec: &Spec) -> String {
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+    let mut clocks: Vec<_> = offsets.into_iter().flatten().collect();
+    clocks.sort_by(|a, b| a.0.cmp(b.0));
+    clocks
+        .iter()
+        .map(|(clock, o)| format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)))
+        .collect()
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// The id maps of a new user namespace, as /proc/PID/{uid,gid}_map take them.
+pub struct IdMaps {
+    pub uid: String,
+    pub gid: String,
+}
+
+impl IdMaps {
+    pub fn from_spec(spec: &Spec) -> Option<IdMaps> {
+        let linux = spec.linux().as_ref()?;
+        let text = |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            m.iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>()
+        };
+        Some(IdMaps { uid: text(linux.uid_mappings()), gid: text(linux.gid_mappings()) })
+    }
+
+    /// Written by the parent (root in the shim's namespace) before the init
+    /// is told to go on; each map file takes one write.
+    pub fn write(&self, pid: i32) -> std::io::Result<()> {
+        for (file, map) in [("uid_map", &self.uid), ("gid_map", &self.gid)] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, map).map_err(|e| std::io::Error::new(e.kind(), format!("write {path}: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -118,10 +189,12 @@ mod tests {
     }
 
     #[test]
-    fn exec_joins_all_of_the_inits_namespaces_mount_last() {
-        let p = NsPlan::for_exec(42);
-        assert_eq!(p.join_pid, Some(PathBuf::from("/proc/42/ns/pid")));
-        assert_eq!(p.join.last(), Some(&(libc::CLONE_NEWNS, PathBuf::from("/proc/42/ns/mnt"))));
+    fn exec_joins_only_namespaces_that_are_not_its_own() {
+        // Our own process: every namespace is the shim's, nothing to join.
+        let p = NsPlan::for_exec(std::process::id() as i32);
+        assert!(p.join.is_empty(), "{:?}", p.join);
+        assert!(!p.in_userns);
+        assert_eq!(p.join_pid, Some(PathBuf::from(format!("/proc/{}/ns/pid", std::process::id()))));
         assert_eq!((p.clone_flags, p.new_cgroupns, p.new_uts), (0, false, false));
     }
 }

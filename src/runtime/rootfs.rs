@@ -58,9 +58,12 @@ fn components(p: &Path) -> Vec<OsString> {
 }
 
 /// `before_pivot` runs once the mounts and /dev exist (the Create hooks).
+/// In a user namespace (`in_userns`) device nodes cannot be made: the
+/// host's are bind-mounted instead, as runc does.
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
+    in_userns: bool,
     before_pivot: &mut dyn FnMut() -> Result<(), InitError>,
 ) -> Result<(), InitError> {
     let linux = spec.linux().as_ref();
@@ -80,7 +83,7 @@ pub fn prepare(
         m.destination() == Path::new("/dev") && mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind()
     });
     if !dev_from_host {
-        super::devices::create_default(rootfs)?;
+        super::devices::create_default(rootfs, in_userns)?;
     }
     if let Some(devices) = linux.and_then(|l| l.devices().as_ref()) {
         for d in devices {
@@ -93,6 +96,10 @@ pub fn prepare(
                     return Err(InitError::Msg(format!("linux.devices: {}: type a is not a node", d.path().display())))
                 }
             };
+            if in_userns {
+                super::devices::bind_node(&path, d.path())?;
+                continue;
+            }
             super::devices::make_node(
                 &path,
                 kind,

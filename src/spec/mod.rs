@@ -124,19 +124,30 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
         if !seen.insert(typ) {
             return Err(invalid(format!("linux.namespaces[{i}]: duplicate namespace {typ}")));
         }
-        match typ {
-            LinuxNamespaceType::User => {
-                return Err(invalid(format!("linux.namespaces[{i}]: user namespaces are not supported yet")))
-            }
-            LinuxNamespaceType::Time => {
-                return Err(invalid(format!("linux.namespaces[{i}]: time namespaces are not supported yet")))
-            }
-            _ => {}
-        }
         if let Some(p) = ns.path() {
             if !p.is_absolute() {
                 return Err(invalid(format!("linux.namespaces[{i}].path: {p:?} must be an absolute path")));
             }
+        }
+    }
+    let new_userns =
+        linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    let mapped = |m: &Option<Vec<_>>| m.as_ref().is_some_and(|v: &Vec<_>| !v.is_empty());
+    let maps = [("uidMappings", mapped(linux.uid_mappings())), ("gidMappings", mapped(linux.gid_mappings()))];
+    for (key, present) in maps {
+        if new_userns && !present {
+            return Err(invalid(format!("linux.{key}: a new user namespace needs its id mappings")));
+        }
+        if !new_userns && present {
+            return Err(invalid(format!("linux.{key}: mappings without a new user namespace would not apply")));
+        }
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        if !seen.contains(&LinuxNamespaceType::Time) && !offsets.is_empty() {
+            return Err(invalid("linux.timeOffsets: offsets without a time namespace would not apply".into()));
+        }
+        if let Some(clock) = offsets.keys().find(|k| *k != "monotonic" && *k != "boottime") {
+            return Err(invalid(format!("linux.timeOffsets.{clock}: only monotonic and boottime clocks have offsets")));
         }
     }
     if !seen.contains(&LinuxNamespaceType::Mount) {
@@ -286,7 +297,7 @@ mod tests {
     fn unsupported_security_settings_fail_closed() {
         let mut v = base();
         v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "user"}]);
-        assert!(err(v).contains("user namespaces"));
+        assert_eq!(err(v), "linux.uidMappings: a new user namespace needs its id mappings");
     }
 
     #[test]

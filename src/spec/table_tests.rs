@@ -82,6 +82,15 @@ const BAD: &[(&str, Edit, &str)] = &[
     ("oomScoreAdj out of range", |v| v["process"]["oomScoreAdj"] = json!(2000), "process.oomScoreAdj: 2000 is not in -1000..1000"),
     ("ioPriority out of range", |v| v["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9}), "process.ioPriority.priority: 9 is not in 0..7"),
     ("unknown propagation", |v| v["linux"]["rootfsPropagation"] = json!("sideways"), "linux.rootfsPropagation: \"sideways\" is not a propagation mode"),
+    ("user namespace without mappings", |v| v["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "user"})), "linux.uidMappings: a new user namespace needs its id mappings"),
+    ("mappings without a user namespace", |v| {
+        v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    }, "linux.uidMappings: mappings without a new user namespace would not apply"),
+    ("time offsets without a time namespace", |v| v["linux"]["timeOffsets"] = json!({"boottime": {"secs": 1}}), "linux.timeOffsets: offsets without a time namespace would not apply"),
+    ("offset of a clock that has none", |v| {
+        v["linux"]["namespaces"].as_array_mut().expect("ns").push(json!({"type": "time"}));
+        v["linux"]["timeOffsets"] = json!({"realtime": {"secs": 1}});
+    }, "linux.timeOffsets.realtime: only monotonic and boottime clocks have offsets"),
     ("not an object", |v| *v = json!(["ociVersion"]), "config.json must be a JSON object"),
 ];
 
