@@ -35,7 +35,6 @@ for p in $PATHS; do
 done
 for k in $SYSCTLS; do echo "sysctl: $k=$(cat /proc/sys/$(echo $k | tr . /))"; done
 for d in /dev/* /dev/*/*; do [ -e "$d" ] || [ -L "$d" ] || continue; stat -c 'dev: %n %F %t:%T %a %u:%g' "$d"; done
-echo "fds: $(ls /proc/$$/fd | tr '\n' ' ')"
 if [ -n "$TRY" ]; then out=$(sh -c "$TRY" 2>&1); rc=$?; echo "$out" | sed 's/^/try: /'; fi
 echo "try: rc=$rc"
 "#;

@@ -189,3 +189,71 @@ fn execs_get_the_containers_seccomp_filter() {
     remove(id);
     assert_no_leftovers(id);
 }
+
+/// `linux.seccomp.listenerPath`: the agent gets the container process state
+/// and the notify fd, and answers the container's notified syscalls.
+#[test]
+fn a_seccomp_agent_gets_the_notify_fd_and_answers_for_the_container() {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixListener;
+
+    let id = "iso-seccomp-agent";
+    let root = rootfs(id);
+    let out_dir = work_dir().join(format!("{id}-out"));
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    let sock = work_dir().join(format!("{id}.sock"));
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).expect("bind agent socket");
+    // The agent: one connection, one notification, answered "done" without
+    // doing it; the container sees success and no directory.
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; 65536];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).expect("recvmsg");
+        let fd = msg
+            .cmsgs()
+            .expect("cmsgs")
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+            .expect("an fd");
+        let len = msg.bytes;
+        let state: serde_json::Value = serde_json::from_slice(&buf[..len]).expect("state json");
+        let req = libseccomp::ScmpNotifReq::receive(fd).expect("a notification");
+        let name = req.data.syscall.get_name().unwrap_or_default();
+        libseccomp::ScmpNotifResp::new_val(req.id, 0, libseccomp::ScmpNotifRespFlags::empty())
+            .respond(fd)
+            .expect("respond");
+        (state, name)
+    });
+    let script =
+        "mkdir /tmp/made-by-agent; echo rc=$? > /out/result; ls -d /tmp/made-by-agent >> /out/result 2>&1; true";
+    let mut s = spec(id, &root, &["sh", "-c", script]);
+    s["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind", "rw"]}));
+    s["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "from-the-test",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let bundle = crate::direct::bundle(&format!("bundle-{id}"));
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_eq!(crate::direct::run_direct(id, &bundle), 0);
+    let (state, syscall) = agent.join().expect("agent");
+    assert!(syscall.starts_with("mkdir"), "notified for {syscall}");
+    assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
+    assert_eq!(state["metadata"], "from-the-test");
+    assert_eq!(state["state"]["id"], id);
+    assert_eq!(state["state"]["status"], "creating");
+    assert!(state["pid"].as_i64().is_some_and(|p| p > 1) && state["pid"] == state["state"]["pid"], "{state}");
+    let o = std::fs::read_to_string(out_dir.join("result")).expect("result");
+    assert!(o.starts_with("rc=0\n") && o.contains("No such file"), "{o}");
+    assert_no_leftovers(id);
+}

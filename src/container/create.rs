@@ -168,6 +168,10 @@ impl Shim {
         let confinement = Confinement {
             seccomp: linux.and_then(|l| l.seccomp().clone()),
             personality: linux.and_then(|l| l.personality().clone()),
+            agent_spec: linux
+                .and_then(|l| l.seccomp().as_ref())
+                .and_then(|sc| sc.listener_path().as_ref())
+                .map(|_| Arc::new(spec.clone())),
         };
         let cgroup = Cgroup::new(cg_path.clone());
         undo.cgroup = Some(cgroup.clone());
@@ -209,6 +213,7 @@ impl Shim {
         let Some((mut spawned, exited)) = undo.init.take() else {
             return Err(TaskError::Internal(format!("create {id}: init lost")));
         };
+        let seccomp_listener = super::seccomp_listener(&spec, id, "creating", (pid, pid), &req.bundle);
         let config = InitConfig {
             id: id.to_string(),
             plan,
@@ -218,6 +223,7 @@ impl Shim {
             cgroup_tasks,
             seccomp: confinement.seccomp.clone(),
             personality: confinement.personality.clone(),
+            seccomp_listener,
         };
         let phase = match self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await {
             Ok(phase) => phase,

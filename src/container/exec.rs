@@ -64,16 +64,20 @@ impl Shim {
             }
         }
         let mut spawned = spawned;
-        let config = InitConfig {
-            id: format!("{id}/{eid}"),
-            plan,
-            rootfs: None,
-            process,
-            pause_for_hooks: false,
-            cgroup_tasks,
-            seccomp: c.confinement.seccomp.clone(),
-            personality: c.confinement.personality.clone(),
-        };
+        let config =
+            InitConfig {
+                id: format!("{id}/{eid}"),
+                plan,
+                rootfs: None,
+                process,
+                pause_for_hooks: false,
+                cgroup_tasks,
+                seccomp: c.confinement.seccomp.clone(),
+                personality: c.confinement.personality.clone(),
+                seccomp_listener: c.confinement.agent_spec.as_deref().and_then(|spec| {
+                    super::seccomp_listener(spec, id, "running", (c.init.pid, spawned.pid), &c.bundle)
+                }),
+            };
         let phase = match spawned.chan.configure(config).await {
             Ok(phase) => phase,
             Err(e) => {

@@ -67,6 +67,32 @@ pub struct Container {
 pub struct Confinement {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
     pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    /// The config, kept only when a seccomp agent gets each process's state.
+    pub agent_spec: Option<Arc<oci_spec::runtime::Spec>>,
+}
+
+/// The container process state a seccomp agent receives with the notify fd
+/// (config-linux.md, "listenerPath"): the process's pid and the container's
+/// state.
+pub fn seccomp_listener(
+    spec: &oci_spec::runtime::Spec,
+    id: &str,
+    status: &str,
+    (container_pid, process_pid): (i32, i32),
+    bundle: &str,
+) -> Option<crate::runtime::channel::SeccompListener> {
+    let sc = spec.linux().as_ref()?.seccomp().as_ref()?;
+    let path = sc.listener_path().clone()?;
+    let state: serde_json::Value =
+        serde_json::from_slice(&crate::hooks::state_json(spec, id, status, container_pid, bundle)).ok()?;
+    let message = serde_json::json!({
+        "ociVersion": spec.version(),
+        "fds": ["seccompFd"],
+        "pid": process_pid,
+        "metadata": sc.listener_metadata().clone().unwrap_or_default(),
+        "state": state,
+    });
+    Some(crate::runtime::channel::SeccompListener { path, message: serde_json::to_vec(&message).ok()? })
 }
 
 pub fn timestamp(t: SystemTime) -> MessageField<Timestamp> {

@@ -33,6 +33,16 @@ pub struct InitConfig {
     /// The container's filter and persona: execs get them too.
     pub seccomp: Option<LinuxSeccomp>,
     pub personality: Option<LinuxPersonality>,
+    /// Where the filter's notify fd goes (`linux.seccomp.listenerPath`).
+    pub seccomp_listener: Option<SeccompListener>,
+}
+
+/// The seccomp agent's socket and the container process state sent to it
+/// with the notify fd (config-linux.md, "listenerPath").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeccompListener {
+    pub path: PathBuf,
+    pub message: Vec<u8>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -67,6 +67,15 @@ fn fail(chan: &mut InitEnd, msg: &str) -> ! {
 
 fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitError> {
     let plan = &cfg.plan;
+    // The agent's socket is a host path: connect while the host's mounts are
+    // still what this process sees.
+    let agent = match &cfg.seccomp_listener {
+        Some(l) => Some(
+            UnixStream::connect(&l.path)
+                .map_err(step(format!("connect to the seccomp agent at {}", l.path.display())))?,
+        ),
+        None => None,
+    };
     // First, while /sys/fs/cgroup is still the host's: nothing this process
     // does from here on is charged outside the container's cgroup.
     for tasks in &cfg.cgroup_tasks {
@@ -104,7 +113,11 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
         write_sysctls(&root.spec)?;
         rootfs::finish(&root.spec)?;
     }
-    let conf = process::Confinement { seccomp: cfg.seccomp.as_ref(), personality: cfg.personality.as_ref() };
+    let conf = process::Confinement {
+        seccomp: cfg.seccomp.as_ref(),
+        personality: cfg.personality.as_ref(),
+        agent: agent.as_ref().zip(cfg.seccomp_listener.as_ref().map(|l| l.message.as_slice())),
+    };
     process::setup(&cfg.process, &conf)
 }
 

@@ -44,6 +44,9 @@ fn rlimit_resource(t: PosixRlimitType) -> u32 {
 pub struct Confinement<'a> {
     pub seccomp: Option<&'a LinuxSeccomp>,
     pub personality: Option<&'a LinuxPersonality>,
+    /// Connected before any namespace was joined (the socket is a host
+    /// path), and the message that goes with the notify fd.
+    pub agent: Option<(&'a std::os::unix::net::UnixStream, &'a [u8])>,
 }
 
 /// Applies everything but the exec; returns what to exec.
@@ -72,7 +75,7 @@ pub fn setup(p: &Process, conf: &Confinement) -> Result<Exec, InitError> {
     // Without no_new_privs loading a filter takes CAP_SYS_ADMIN, so it goes
     // in before the capabilities are dropped (as runc does).
     if let (Some(f), false) = (&filter, nnp) {
-        seccomp::load(f)?;
+        load_filter(f, conf)?;
     }
     let caps = p.capabilities().as_ref();
     if let Some(c) = caps {
@@ -124,9 +127,22 @@ pub fn setup(p: &Process, conf: &Confinement) -> Result<Exec, InitError> {
     // the fewer a profile must allow (here: the Ready/Start messages, signal
     // resets, umask and execve).
     if let (Some(f), true) = (&filter, nnp) {
-        seccomp::load(f)?;
+        load_filter(f, conf)?;
     }
     Ok(exec)
+}
+
+fn load_filter(f: &libseccomp::ScmpFilterContext, conf: &Confinement) -> Result<(), InitError> {
+    let notifies = conf.seccomp.is_some_and(seccomp::notifies);
+    let Some(fd) = seccomp::load(f, notifies)? else {
+        return Ok(());
+    };
+    let Some((agent, message)) = conf.agent else {
+        return Err(InitError::Msg("seccomp: SCMP_ACT_NOTIFY without a listenerPath".into()));
+    };
+    use std::os::fd::AsRawFd;
+    sys::send_with_fd(agent.as_raw_fd(), message, fd.as_raw_fd())
+        .map_err(step("send the notify fd to the seccomp agent"))
 }
 
 /// Asks AppArmor to confine the next exec. Without AppArmor the write fails

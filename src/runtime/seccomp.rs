@@ -30,9 +30,7 @@ pub fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, I
         ScmpActTrace => ScmpAction::Trace(errno.unwrap_or(DEFAULT_ERRNO) as u16),
         ScmpActLog => ScmpAction::Log,
         ScmpActAllow => ScmpAction::Allow,
-        ScmpActNotify => {
-            return Err(InitError::Msg("seccomp: SCMP_ACT_NOTIFY needs a listener, which is not supported yet".into()))
-        }
+        ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -113,8 +111,20 @@ pub fn build(cfg: &LinuxSeccomp) -> Result<ScmpFilterContext, InitError> {
     Ok(ctx)
 }
 
-pub fn load(ctx: &ScmpFilterContext) -> Result<(), InitError> {
-    ctx.load().map_err(err("load filter".into()))
+/// Loads the filter; returns its notify fd when a rule notifies.
+pub fn load(ctx: &ScmpFilterContext, notifies: bool) -> Result<Option<std::os::fd::OwnedFd>, InitError> {
+    ctx.load().map_err(err("load filter".into()))?;
+    if !notifies {
+        return Ok(None);
+    }
+    let fd = ctx.get_notify_fd().map_err(err("get the notify fd".into()))?;
+    // SAFETY: libseccomp hands over the listener fd the kernel just made.
+    Ok(Some(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
+}
+
+pub fn notifies(cfg: &LinuxSeccomp) -> bool {
+    cfg.default_action() == LinuxSeccompAction::ScmpActNotify
+        || cfg.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify)
 }
 
 #[cfg(test)]
@@ -132,7 +142,7 @@ mod tests {
         assert_eq!(action(LinuxSeccompAction::ScmpActErrno, Some(38)).expect("a"), ScmpAction::Errno(38));
         assert_eq!(action(LinuxSeccompAction::ScmpActKill, None).expect("a"), ScmpAction::KillThread);
         assert_eq!(action(LinuxSeccompAction::ScmpActKillProcess, None).expect("a"), ScmpAction::KillProcess);
-        assert!(action(LinuxSeccompAction::ScmpActNotify, None).is_err());
+        assert_eq!(action(LinuxSeccompAction::ScmpActNotify, None).expect("a"), ScmpAction::Notify);
     }
 
     #[test]

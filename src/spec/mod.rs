@@ -105,6 +105,13 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
     if process.terminal() == Some(true) {
         return Err(invalid("process.terminal: terminals are not supported yet".into()));
     }
+    // Labels mean nothing without SELinux (accepted, as the spec allows);
+    // with it, an unapplied label would be a weaker container.
+    let labelled = process.selinux_label().as_ref().is_some_and(|l| !l.is_empty())
+        || spec.linux().as_ref().and_then(|l| l.mount_label().as_ref()).is_some_and(|l| !l.is_empty());
+    if labelled && selinux_enabled() {
+        return Err(invalid("process.selinuxLabel: SELinux labels are not supported yet".into()));
+    }
     if let Some(adj) = process.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
             return Err(invalid(format!("process.oomScoreAdj: {adj} is not in -1000..1000")));
@@ -171,10 +178,20 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
 }
 
 fn validate_seccomp(sc: &LinuxSeccomp) -> Result<(), SpecError> {
-    let notify = sc.default_action() == LinuxSeccompAction::ScmpActNotify
-        || sc.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
-    if notify || sc.listener_path().is_some() {
-        return Err(invalid("linux.seccomp: SCMP_ACT_NOTIFY and listenerPath are not supported yet".into()));
+    // The init makes syscalls after loading the filter (the Ready message,
+    // execve): with a notifying default they would wait on the agent.
+    if sc.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(invalid("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action".into()));
+    }
+    let notify = sc.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
+    match sc.listener_path() {
+        None if notify => {
+            return Err(invalid("linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener for its fd".into()))
+        }
+        Some(p) if !p.is_absolute() => {
+            return Err(invalid(format!("linux.seccomp.listenerPath: {p:?} must be an absolute path")))
+        }
+        _ => {}
     }
     for (i, call) in sc.syscalls().iter().flatten().enumerate() {
         if call.names().is_empty() {
@@ -231,6 +248,10 @@ fn check_sysctl(key: &str, namespaces: &[LinuxNamespace]) -> Result<(), SpecErro
         ("kernel.hostname", Some(_)) => Err(invalid(format!("{at}: set the hostname with the hostname field"))),
         _ => Err(invalid(format!("{at}: not in a namespace of the container's own"))),
     }
+}
+
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
 }
 
 fn is_own_netns(path: &Path) -> bool {

@@ -78,7 +78,11 @@ const BAD: &[(&str, Edit, &str)] = &[
         v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]})
     }, "linux.seccomp.syscalls[0].args[0].index: 7 is not a syscall argument (0..5)"),
-    ("seccomp notify", |v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"}), "linux.seccomp: SCMP_ACT_NOTIFY and listenerPath are not supported yet"),
+    ("seccomp notify as the default", |v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/agent.sock"}), "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"),
+    ("seccomp notify without a listener", |v| {
+        v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})
+    }, "linux.seccomp.listenerPath: SCMP_ACT_NOTIFY needs a listener for its fd"),
     ("oomScoreAdj out of range", |v| v["process"]["oomScoreAdj"] = json!(2000), "process.oomScoreAdj: 2000 is not in -1000..1000"),
     ("ioPriority out of range", |v| v["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 9}), "process.ioPriority.priority: 9 is not in 0..7"),
     ("unknown propagation", |v| v["linux"]["rootfsPropagation"] = json!("sideways"), "linux.rootfsPropagation: \"sideways\" is not a propagation mode"),
@@ -120,4 +124,20 @@ fn valid_configs_with_unknown_keys_still_load() {
     v["linux"]["x-extra"] = json!("ok");
     let l = parse(v.to_string().as_bytes()).expect("loads");
     assert_eq!(l.warnings.len(), 3);
+}
+
+#[test]
+fn selinux_labels_load_only_where_selinux_cannot_apply_them() {
+    let mut v = base();
+    v["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0:c1,c2");
+    v["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2");
+    let r = parse(v.to_string().as_bytes());
+    if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        assert_eq!(
+            r.err().map(|e| e.to_string()).as_deref(),
+            Some("process.selinuxLabel: SELinux labels are not supported yet")
+        );
+    } else {
+        assert!(r.is_ok(), "labels refused without SELinux");
+    }
 }
