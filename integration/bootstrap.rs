@@ -90,6 +90,8 @@ fn legacy_start_prints_a_plain_address_and_bad_config_fails_create() {
     let id = "boot-legacy";
     let b = bundle(id);
     std::fs::write(b.join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ").expect("config");
+    let check = std::process::Command::new(shim_binary()).arg("check").arg(&b).output().expect("check");
+    assert_eq!(check.status.code(), Some(2), "check accepts a broken config.json");
     let addr = text(&start(&b, id, None));
     assert!(addr.starts_with("unix://") && !addr.contains('{'), "{addr}");
     rt().block_on(async {
@@ -117,6 +119,7 @@ fn miscased_and_misplaced_hooks_do_not_run_and_are_reported() {
     spec["process"]["hooks"] = serde_json::json!({"poststart": [h.clone()]});
     spec["linux"]["hooks"] = serde_json::json!({"poststart": [h]});
     std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
+    assert_checks_clean(&b);
     nix::unistd::mkfifo(&b.join("log"), nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("log fifo");
     let log = std::fs::OpenOptions::new().read(true).write(true).open(b.join("log")).expect("open log");
     let addr = text(&start(&b, id, None));
@@ -155,6 +158,7 @@ fn strict_mode_turns_hook_key_warnings_into_a_create_error() {
     let mut spec = s.spec.clone();
     spec["hooks"] = serde_json::json!({"Poststart": [crate::hooks::hook(&s, "poststart", 0, &[])]});
     std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
+    assert_checks_clean(&b);
     let addr = text(&start(&b, id, None));
     let options = Any {
         type_url: "runtimeoptions.v1.Options".into(),

@@ -75,6 +75,7 @@ pub fn rt() -> tokio::runtime::Runtime {
 /// (its spec types drop keys newer than runtime-spec 1.0.2). The exit status.
 pub fn run_direct(id: &str, bundle: &Path) -> u32 {
     use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, DeleteRequest, StartRequest, WaitRequest};
+    assert_checks_clean(bundle);
     let addr = text(&start(bundle, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;

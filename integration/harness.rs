@@ -146,15 +146,44 @@ pub fn spec(id: &str, root: &Path, args: &[&str]) -> Value {
     s
 }
 
+/// Writes a config the test expects to run: `check` must find no error in
+/// it (issue 7, acceptance 3).
 pub fn write_spec(id: &str, spec: &Value) -> PathBuf {
+    let p = write_spec_unchecked(id, spec);
+    assert_checks_clean(&p);
+    p
+}
+
+/// Writes a config meant to be refused; `check` must refuse it too.
+pub fn write_bad_spec(id: &str, spec: &Value) -> PathBuf {
+    let p = write_spec_unchecked(id, spec);
+    let out = Command::new(shim_binary()).arg("check").arg(&p).output().expect("check");
+    assert_eq!(out.status.code(), Some(2), "check accepts a config Create refuses: {}", text(&out.stdout));
+    p
+}
+
+fn write_spec_unchecked(id: &str, spec: &Value) -> PathBuf {
     let p = work_dir().join(format!("{id}.json"));
     std::fs::write(&p, serde_json::to_vec_pretty(spec).expect("json")).expect("write spec");
     p
 }
 
+/// `check` on a config or bundle the tests run reports no error.
+pub fn assert_checks_clean(config: &Path) {
+    let out = Command::new(shim_binary()).arg("check").arg(config).output().expect("check");
+    assert_ne!(out.status.code(), Some(2), "check finds errors in {}: {}", config.display(), text(&out.stdout));
+}
+
 /// `ctr run --rm --config` of a spec the test wrote.
 pub fn run_spec(id: &str, spec: &Value) -> Output {
     let p = write_spec(id, spec);
+    ctr(&["run", "--rm", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id])
+}
+
+/// `ctr run --rm --config` of a spec meant to fail Create, which `check`
+/// must refuse as well.
+pub fn run_bad_spec(id: &str, spec: &Value) -> Output {
+    let p = write_bad_spec(id, spec);
     ctr(&["run", "--rm", "--runtime", RUNTIME, "--config", &p.to_string_lossy(), id])
 }
 

@@ -243,7 +243,7 @@ fn a_missing_hook_binary_fails_create() {
     let id = "hk-missing";
     let mut s = setup(id, &["true"]);
     s.spec["hooks"] = json!({"createRuntime": [{"path": "/no/such/hook"}]});
-    let out = run_spec(id, &s.spec);
+    let out = run_bad_spec(id, &s.spec);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("createRuntime hook #0 (/no/such/hook): could not run"), "{err}");
@@ -256,7 +256,7 @@ fn invalid_hook_values_fail_create() {
     let id = "hk-invalid";
     let mut s = setup(id, &["true"]);
     s.spec["hooks"] = json!({"prestart": [{"path": "/bin/true", "timeout": 0}]});
-    let out = run_spec(id, &s.spec);
+    let out = run_bad_spec(id, &s.spec);
     assert!(
         text(&out.stderr).contains("hooks.prestart[0].timeout: 0 must be greater than zero"),
         "{}",

@@ -19,6 +19,7 @@ use crate::harness::*;
 fn execs_during_lifecycle(id: &str, spec: &Value) -> (BTreeSet<u32>, Vec<String>) {
     let b = bundle(id);
     std::fs::write(b.join("config.json"), serde_json::to_vec(spec).expect("spec")).expect("config");
+    assert_checks_clean(&b);
     let trace = work_dir().join(format!("{id}.strace"));
     let addr = text(&start(&b, id, None));
     rt().block_on(async {

@@ -173,6 +173,13 @@ fn through_runc(id: &str, s: &Setup, bundle: &Path) -> Observed {
     }
 }
 
+/// The hook plan `check --json` gives for `bundle`.
+fn check_plan(bundle: &Path) -> Vec<Value> {
+    let out = Command::new(shim_binary()).arg("check").arg("--json").arg(bundle).output().expect("check");
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("check --json prints JSON");
+    doc["hooks"].as_array().cloned().unwrap_or_default()
+}
+
 /// One probe entry as comparable observations, each a (name, value) pair.
 fn observations(e: &Value, o: &Observed) -> Vec<(&'static str, String)> {
     let t = e["t"].as_i64().expect("t");
@@ -237,6 +244,7 @@ fn each_hook_runs_inside_its_rpc_and_differs_from_runc_only_where_runc_breaks_th
     let _ = std::fs::remove_dir_all(&bundle);
     std::fs::create_dir_all(&bundle).expect("bundle");
     std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&s.spec).expect("spec")).expect("config");
+    assert_checks_clean(&bundle);
 
     let ours = through_myshim(id, &s, &bundle);
     assert_no_leftovers(id);
@@ -256,6 +264,32 @@ fn each_hook_runs_inside_its_rpc_and_differs_from_runc_only_where_runc_breaks_th
         };
         assert_eq!(obs[0].1, rpc, "{}: ran in the wrong RPC", kind_of(e));
     }
+
+    // Issue 7: what `check` says of this bundle is what just happened, hook by
+    // hook: the same order, RPC, namespaces and state status.
+    let said: Vec<(String, String, String, String)> = check_plan(&bundle)
+        .iter()
+        .map(|h| {
+            let s = |k: &str| h[k].as_str().unwrap_or("").to_string();
+            (
+                format!("{}#{}", s("kind"), h["index"]),
+                s("rpc").to_lowercase(),
+                format!("{} namespaces", s("namespaces")),
+                s("status"),
+            )
+        })
+        .collect();
+    let seen: Vec<(String, String, String, String)> = ours
+        .entries
+        .iter()
+        .zip(kinds(&ours.entries))
+        .map(|(e, k)| {
+            let obs = observations(e, &ours);
+            let get = |name: &str| obs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+            (k, get("rpc"), get("namespaces"), get("status"))
+        })
+        .collect();
+    assert_eq!(said, seen, "`check` explains another run than the one that happened");
 
     // Side by side with runc, entry by entry (matched by kind and index).
     let mut differences = BTreeSet::new();

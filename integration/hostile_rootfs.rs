@@ -184,6 +184,7 @@ fn the_container_holds_only_its_stdio_and_cannot_write_the_shim_binary() {
     let root = rootfs(id);
     let s = spec(id, &root, &["sleep", "30"]);
     std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&b);
     let addr = text(&start(&b, id, None));
     let fds = |pid: u32| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))

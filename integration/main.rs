@@ -5,6 +5,7 @@ mod harness;
 
 mod bad_input;
 mod bootstrap;
+mod check_cli;
 mod confinement_vs_runc;
 mod direct;
 mod events;

@@ -17,6 +17,7 @@ fn a_reader_that_opens_after_the_exit_gets_all_output_and_then_eof() {
     let b = bundle(id);
     let spec = spec(id, &rootfs(id), &["sh", "-c", "echo first; echo last"]);
     std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
+    assert_checks_clean(&b);
     let fifo = b.join("stdout");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     let addr = text(&start(&b, id, None));

@@ -3,6 +3,7 @@
 mod args;
 mod bootstrap;
 mod cgroups;
+mod check;
 mod cleanup;
 mod container;
 mod error;
@@ -33,7 +34,11 @@ fn main() {
     if std::env::args_os().next().is_some_and(|a| a == runtime::init::ARG0) {
         runtime::init::main();
     }
-    let mut args = match args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "check") {
+        std::process::exit(check::main(&argv[1..]));
+    }
+    let mut args = match args::parse(argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("containerd-shim-myshim-v2: {e}");
@@ -51,7 +56,7 @@ fn main() {
         },
         "serve" => server::run(&args),
         "version" => print_out(format!("containerd-shim-myshim-v2 {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
-        other => fail(&format!("unknown action {other:?} (want start, delete)")),
+        other => fail(&format!("unknown action {other:?} (want start, delete, check)")),
     };
     std::process::exit(code);
 }

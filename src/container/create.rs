@@ -92,7 +92,6 @@ impl Shim {
         }
         let bundle = PathBuf::from(&req.bundle);
         let loaded = spec::load(&bundle).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
-        hooks::validate(&loaded.spec).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
         for w in &loaded.warnings {
             log::warn!("create {id}: config.json: {}", w.message);
         }

@@ -109,6 +109,30 @@ impl Kind {
         self != Kind::Poststop
     }
 
+    /// The moment inside its RPC, in words (for `check`).
+    pub fn when(self) -> &'static str {
+        match self {
+            Kind::Prestart => "Create, after the namespaces and mounts exist, before pivot_root (deprecated kind)",
+            Kind::CreateRuntime => "Create, after the namespaces and mounts exist, before pivot_root",
+            Kind::CreateContainer => "Create, after createRuntime, in the container before pivot_root",
+            Kind::StartContainer => "Start, in the container after pivot_root, just before the program is executed",
+            Kind::Poststart => "Start, after the program has been executed, before Start returns",
+            Kind::Poststop => {
+                "Delete, after the processes, cgroup and rootfs mount are gone; \
+                 or containerd's `delete` cleanup if the shim died (at most once)"
+            }
+        }
+    }
+
+    /// What a failure of the hook does, in words (for `check`).
+    pub fn on_failure(self) -> &'static str {
+        match self.rpc() {
+            "Create" => "Create fails; the container is removed",
+            "Start" => "Start fails; the container is stopped",
+            _ => "a warning in the shim log; Delete goes on",
+        }
+    }
+
     pub fn hooks(self, hooks: &Hooks) -> &[Hook] {
         let list = match self {
             Kind::Prestart => hooks.prestart(),

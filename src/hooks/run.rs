@@ -18,7 +18,7 @@ use crate::sys;
 
 const STDERR_TAIL: usize = 4096;
 /// How long a hook without a timeout may run before it is killed anyway.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} hook #{index} ({path}): {what}{}", tail(stderr))]

@@ -8,7 +8,7 @@ mod devices;
 pub mod init;
 pub mod namespaces;
 mod process;
-mod rootfs;
+pub mod rootfs;
 mod seccomp;
 
 use std::ffi::CString;

@@ -73,6 +73,7 @@ fn invalid(msg: String) -> SpecError {
 }
 
 fn validate(spec: &Spec) -> Result<(), SpecError> {
+    crate::hooks::validate(spec).map_err(SpecError::Invalid)?;
     if spec.version().is_empty() {
         return Err(invalid("ociVersion: must be set".into()));
     }
