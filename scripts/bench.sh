@@ -80,14 +80,19 @@ mem_of() { # pid -> "rss_kib pss_kib"
     awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print r, p}' "/proc/$1/smaps_rollup"
 }
 say "figure 4: shim memory, 1 and $MEMN sleeping containers (steady state: 1 s after the last RPC)"
+# shim_of asks containerd (`task ls`: a State RPC to every shim), so the pids
+# are looked up first and the memory read a second after that RPC.
 for r in myshim runc; do
+    first=$(shim_of "exec-$r")
     sleep 1
-    echo "$r 1 $(mem_of "$(shim_of "exec-$r")")" >>"$RAW/mem.txt"
+    echo "$r 1 $(mem_of "$first")" >>"$RAW/mem.txt"
     for i in $(seq 2 "$MEMN"); do C run -d --runtime "${RT[$r]}" "$IMG" "mem-$r-$i" sleep 100000 </dev/null >/dev/null; done
+    pids=()
+    for id in "exec-$r" $(seq -f "mem-$r-%g" 2 "$MEMN"); do pids+=("$(shim_of "$id")"); done
     sleep 1
     tot_r=0 tot_p=0
-    for id in "exec-$r" $(seq -f "mem-$r-%g" 2 "$MEMN"); do
-        read -r rr pp <<<"$(mem_of "$(shim_of "$id")")"
+    for pid in "${pids[@]}"; do
+        read -r rr pp <<<"$(mem_of "$pid")"
         tot_r=$((tot_r + rr)) tot_p=$((tot_p + pp))
     done
     echo "$r $MEMN $((tot_r / MEMN)) $((tot_p / MEMN))" >>"$RAW/mem.txt"
