@@ -18,3 +18,4 @@ mod isolation;
 mod lifecycle;
 mod output;
 mod shim_death;
+mod stdio_uris;

@@ -7,10 +7,17 @@
 //! runc shim keeps its fifo writers: a client whose reader opens late (ctr
 //! opens its fifos from a goroutine) still finds a writer and the output,
 //! and Delete closes them only once containerd has read the last byte.
+//!
+//! The other URIs containerd uses: `file:///path` (the container appends to
+//! the file itself, created 0600), and `binary:///path?k=v` (a logging
+//! binary, started as containerd's shims start it: pipes on its fds 3 and 4,
+//! readiness on fd 5, CONTAINER_ID and CONTAINER_NAMESPACE in its env; the
+//! container writes into the pipes, and the process's exit is reported once
+//! the binary has drained them and exited).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,17 +33,41 @@ pub struct Stdio {
     pub container: [OwnedFd; 3],
     stdin_keeper: Option<OwnedFd>,
     out_keepers: Vec<OwnedFd>,
+    /// The logging binary of a `binary://` URI, started and ready.
+    pub logger: Option<u32>,
 }
 
+/// Who the output is for, as a logging binary is told.
+pub struct Owner<'a> {
+    pub id: &'a str,
+    pub namespace: &'a str,
+}
+
+/// How long a logging binary may take to say it is ready (containerd
+/// waits without a limit; a shim must not hang on a bad logger).
+const LOGGER_READY_MS: i32 = 10_000;
+
 impl Stdio {
-    pub fn open(stdin: &str, stdout: &str, stderr: &str) -> Result<Stdio, StdioError> {
-        let mut keepers = Vec::new();
+    pub fn open(stdin: &str, stdout: &str, stderr: &str, owner: &Owner) -> Result<Stdio, StdioError> {
         let (i, stdin_keeper) = open_one("stdin", stdin, false)?;
+        if let Some(rest) = stdout.strip_prefix("binary://") {
+            if !stderr.is_empty() && stderr != stdout {
+                let detail = "stdout is a logging binary, so stderr must be the same URI or empty".to_string();
+                return Err(StdioError { which: "stderr", path: stderr.to_string(), detail });
+            }
+            let (o, e, pid) = start_logger(rest, owner).map_err(|detail| StdioError {
+                which: "stdout",
+                path: stdout.to_string(),
+                detail,
+            })?;
+            return Ok(Stdio { container: [i, o, e], stdin_keeper, out_keepers: Vec::new(), logger: Some(pid) });
+        }
+        let mut keepers = Vec::new();
         let (o, k) = open_one("stdout", stdout, true)?;
         keepers.extend(k);
         let (e, k) = open_one("stderr", stderr, true)?;
         keepers.extend(k);
-        Ok(Stdio { container: [i, o, e], stdin_keeper, out_keepers: keepers })
+        Ok(Stdio { container: [i, o, e], stdin_keeper, out_keepers: keepers, logger: None })
     }
 
     /// The container's ends are no longer ours once the init has them.
@@ -75,7 +106,8 @@ fn open_one(which: &'static str, uri: &str, write: bool) -> Result<(OwnedFd, Opt
     let path = match uri.split_once("://") {
         None => uri,
         Some(("fifo", p)) => p,
-        Some((scheme, _)) => return Err(err(format!("{scheme}:// stdio is not supported yet"))),
+        Some(("file", p)) if write => return append_to(p).map(|f| (f, None)).map_err(err),
+        Some((scheme, _)) => return Err(err(format!("{scheme}:// is not a stdio URI the shim knows for {which}"))),
     };
     let md = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
     if !md.file_type().is_fifo() {
@@ -86,6 +118,104 @@ fn open_one(which: &'static str, uri: &str, write: bool) -> Result<(OwnedFd, Opt
     let end = open(path, !write, write, true).map_err(|e| err(e.to_string()))?;
     crate::sys::set_blocking(end.as_raw_fd()).map_err(|e| err(e.to_string()))?;
     Ok((end.into(), Some(keeper.into())))
+}
+
+/// `file://`: the process appends to the file itself (created 0600, its
+/// directory made if missing), as containerd's shims do.
+fn append_to(path: &str) -> Result<OwnedFd, String> {
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return Err("file:// needs an absolute path".into());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    }
+    let f = OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(|e| e.to_string())?;
+    Ok(f.into())
+}
+
+/// `binary:///path?k=v&flag`: the path, and the query as arguments
+/// (`k v flag`), percent-decoded.
+pub fn logger_command(rest: &str) -> Result<(String, Vec<String>), String> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = percent_decode(path)?;
+    if !path.starts_with('/') {
+        return Err("binary:// needs an absolute path".into());
+    }
+    let mut args = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        args.push(percent_decode(k)?);
+        if !v.is_empty() {
+            args.push(percent_decode(v)?);
+        }
+    }
+    Ok((path, args))
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(hex.ok_or_else(|| format!("bad percent escape in {s:?}"))?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+/// Starts the logging binary and waits for its ready signal; returns the
+/// container's ends of the stdout and stderr pipes and the binary's pid.
+fn start_logger(rest: &str, owner: &Owner) -> Result<(OwnedFd, OwnedFd, u32), String> {
+    use std::os::fd::AsFd;
+    let (path, args) = logger_command(rest)?;
+    let md = std::fs::metadata(&path).map_err(|e| format!("logging binary {path}: {e}"))?;
+    if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
+        return Err(format!("logging binary {path}: not an executable file"));
+    }
+    let (out_r, out_w) = crate::sys::pipe().map_err(|e| e.to_string())?;
+    let (err_r, err_w) = crate::sys::pipe().map_err(|e| e.to_string())?;
+    let (ready_r, ready_w) = crate::sys::pipe().map_err(|e| e.to_string())?;
+    // Sources above 5, so the child's dup2 onto 3, 4, 5 cannot clobber one.
+    let high = [&out_r, &err_r, &ready_w]
+        .iter()
+        .map(|f| crate::sys::dup_above(f.as_fd().as_raw_fd(), 6))
+        .collect::<std::io::Result<Vec<OwnedFd>>>()
+        .map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(&path);
+    cmd.args(&args)
+        .env_clear()
+        .env("CONTAINER_ID", owner.id)
+        .env("CONTAINER_NAMESPACE", owner.namespace)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let child = crate::sys::spawn_with_fds(&mut cmd, high.iter().map(|f| f.as_raw_fd()).collect())
+        .map_err(|e| format!("start logging binary {path}: {e}"))?;
+    drop((high, out_r, err_r, ready_w));
+    let pid = child.id();
+    // Ready: a byte on fd 5, or fd 5 closed (EOF), as containerd accepts.
+    match crate::sys::wait_readable(ready_r.as_raw_fd(), LOGGER_READY_MS) {
+        Ok(true) => Ok((out_w, err_w, pid)),
+        Ok(false) => {
+            let _ = crate::sys::kill(pid as i32, libc::SIGKILL);
+            Err(format!("logging binary {path}: not ready after {} s", LOGGER_READY_MS / 1000))
+        }
+        Err(e) => Err(format!("logging binary {path}: {e}")),
+    }
 }
 
 fn open(path: &str, read: bool, write: bool, nonblock: bool) -> std::io::Result<File> {
@@ -105,10 +235,38 @@ mod tests {
         p.to_string_lossy().into_owned()
     }
 
+    const OWNER: Owner = Owner { id: "c1", namespace: "ns" };
+
+    #[test]
+    fn logger_uris_become_a_path_and_arguments() {
+        assert_eq!(
+            logger_command("/usr/bin/log?tag=web%201&debug").expect("ok"),
+            ("/usr/bin/log".to_string(), vec!["tag".to_string(), "web 1".to_string(), "debug".to_string()])
+        );
+        assert_eq!(logger_command("/l").expect("ok"), ("/l".to_string(), vec![]));
+        assert!(logger_command("relative").is_err());
+        assert!(logger_command("/l?x=%zz").is_err());
+    }
+
+    #[test]
+    fn file_uris_append_to_a_new_private_file() {
+        let dir = std::env::temp_dir().join(format!("myshim-stdio-file-{}", std::process::id()));
+        let path = dir.join("sub/out.log");
+        let uri = format!("file://{}", path.display());
+        for line in ["one\n", "two\n"] {
+            let s = Stdio::open("", &uri, &uri, &OWNER).expect("open");
+            let [_, o, _] = s.container;
+            File::from(o).write_all(line.as_bytes()).expect("write");
+        }
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "one\ntwo\n");
+        assert_eq!(std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
     #[test]
     fn output_survives_a_missing_reader_and_reaches_a_late_one() {
         let out = mkfifo("out");
-        let s = Stdio::open("", &out, "").expect("open");
+        let s = Stdio::open("", &out, "", &OWNER).expect("open");
         let [_, o, _] = s.container;
         let mut w = File::from(o);
         w.write_all(b"hello\n").expect("no EPIPE without a reader");
@@ -123,7 +281,8 @@ mod tests {
     fn unread_output_is_counted_and_the_reader_sees_eof_after_release() {
         let out = mkfifo("drain");
         let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&out).expect("reader");
-        let Stdio { container: [_, o, _], stdin_keeper, out_keepers } = Stdio::open("", &out, "").expect("open");
+        let Stdio { container: [_, o, _], stdin_keeper, out_keepers, .. } =
+            Stdio::open("", &out, "", &OWNER).expect("open");
         let mut k = Keepers { stdin: stdin_keeper, out: out_keepers };
         File::from(o).write_all(b"tail\n").expect("write");
         assert_eq!(k.unread(), 5);
@@ -139,9 +298,13 @@ mod tests {
 
     #[test]
     fn bad_uris_are_named() {
-        let e = Stdio::open("", "binary:///usr/bin/logger", "").err().expect("refused").to_string();
-        assert_eq!(e, "stdio stdout \"binary:///usr/bin/logger\": binary:// stdio is not supported yet");
-        let e = Stdio::open("/no/such/fifo", "", "").err().expect("refused").to_string();
+        let e = Stdio::open("", "binary:///no/such/logger", "", &OWNER).err().expect("refused").to_string();
+        assert_eq!(e, "stdio stdout \"binary:///no/such/logger\": logging binary /no/such/logger: No such file or directory (os error 2)");
+        let e = Stdio::open("", "tcp://1.2.3.4:5", "", &OWNER).err().expect("refused").to_string();
+        assert_eq!(e, "stdio stdout \"tcp://1.2.3.4:5\": tcp:// is not a stdio URI the shim knows for stdout");
+        let e = Stdio::open("", "file://relative.log", "", &OWNER).err().expect("refused").to_string();
+        assert_eq!(e, "stdio stdout \"file://relative.log\": file:// needs an absolute path");
+        let e = Stdio::open("/no/such/fifo", "", "", &OWNER).err().expect("refused").to_string();
         assert!(e.starts_with("stdio stdin \"/no/such/fifo\": No such file"), "{e}");
     }
 }

@@ -589,6 +589,41 @@ pub fn spawn_in_namespaces(
     cmd.spawn()
 }
 
+/// Spawns `cmd` with `fds` as its fds 3, 4, 5 ... (the logging binary's
+/// stdout, stderr and ready pipes). Each source must be above the targets.
+pub fn spawn_with_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 is async-signal-safe; the fds stay open in the parent
+    // until spawn returns, and dup2 clears close-on-exec on the copies.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as libc::c_int) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable (or hung up).
+pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if n >= 0 {
+            return Ok(n == 1);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Writes what fits into a pipe without blocking, then leaves it: a reader
 /// that never reads must not stall the shim.
 pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {

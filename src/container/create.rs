@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::hooks::run_kinds;
+use super::process::Logger;
 use super::{Confinement, Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
@@ -16,7 +17,7 @@ use crate::options::ShimOptions;
 use crate::runtime::channel::{InitConfig, Phase, RootfsSetup};
 use crate::runtime::namespaces::{IdMaps, NsPlan};
 use crate::runtime::Spawned;
-use crate::stdio::Stdio;
+use crate::stdio::{Owner, Stdio};
 use crate::{mountopts, spec, state, sys};
 use containerd_shim_protos::api::Mount;
 use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
@@ -41,6 +42,7 @@ struct Undo {
     state_dir: Option<PathBuf>,
     /// Once the init exists, a failed Create still ends with poststop.
     poststop: Option<Arc<Spec>>,
+    logger: Option<Logger>,
 }
 
 /// Kills a spawned process that will not be kept and waits until it is reaped.
@@ -53,6 +55,9 @@ impl Undo {
     async fn run(self) {
         if let Some((spawned, exited)) = self.init {
             kill_and_reap(spawned, exited).await;
+        }
+        if let Some(l) = self.logger {
+            l.stop().await;
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = cg.destroy(std::time::Duration::from_secs(3)) {
@@ -153,8 +158,11 @@ impl Shim {
         let linux = spec.linux().as_ref();
         let cg_path = cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &self.ctx.namespace, id)
             .map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
-        let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr)
+        let owner = Owner { id, namespace: &self.ctx.namespace };
+        let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
+        // Registered before any await: the reaper cannot miss its exit.
+        undo.logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
         let plan = NsPlan::from_spec(&spec);
         let hooked = Kind::ALL.iter().any(|k| !hooks::planned(&spec, &[*k]).is_empty());
         let hooks_spec = hooked.then(|| Arc::new(spec.clone()));
@@ -241,7 +249,7 @@ impl Shim {
             stderr: req.io.stderr.clone(),
             terminal: req.io.terminal,
         };
-        let init = Process::new(spawned, phase, io, stdio.into_keepers());
+        let init = Process::new(spawned, phase, io, stdio.into_keepers(), undo.logger.take());
         let c = Arc::new(Container {
             id: id.to_string(),
             bundle: req.bundle.clone(),

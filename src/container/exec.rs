@@ -9,11 +9,12 @@ use containerd_shim_protos::topics;
 
 use super::create::kill_and_reap;
 use super::lifecycle::Status;
+use super::process::Logger;
 use super::{IoPaths, Process, Shim};
 use crate::error::TaskError;
 use crate::runtime::channel::InitConfig;
 use crate::runtime::namespaces::NsPlan;
-use crate::stdio::Stdio;
+use crate::stdio::{Owner, Stdio};
 
 pub struct ExecRequest {
     pub id: String,
@@ -48,8 +49,12 @@ impl Shim {
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(invalid("process spec", &"args: must name the program to run"));
         }
-        let stdio =
-            Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr).map_err(|e| invalid("open stdio", &e))?;
+        let owner = Owner { id, namespace: &self.ctx.namespace };
+        let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
+            .map_err(|e| invalid("open stdio", &e))?;
+        // Registered before any await. If the exec fails, its output ends
+        // close with `stdio` and the logger exits at EOF.
+        let logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
         let plan = NsPlan::for_exec(c.init.pid);
         let spawned = self
             .runtime
@@ -85,7 +90,7 @@ impl Shim {
                 return Err(TaskError::Internal(if e.starts_with("exec ") { e } else { format!("exec {who}: {e}") }));
             }
         };
-        let p = Process::new(spawned, phase, req.io, stdio.into_keepers());
+        let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), logger);
         self.publish_exit_on(&p, exited, id, eid);
         if let Ok(mut m) = c.execs.lock() {
             m.insert(eid.to_string(), p);

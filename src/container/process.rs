@@ -30,6 +30,8 @@ pub struct Process {
     pidfd: OwnedFd,
     pub io: IoPaths,
     keepers: Mutex<Keepers>,
+    /// A `binary://` logging binary: the exit is reported once it drained.
+    logger: Mutex<Option<Logger>>,
     inner: tokio::sync::Mutex<Inner>,
     exited: watch::Sender<Option<Exit>>,
 }
@@ -37,6 +39,38 @@ pub struct Process {
 struct Inner {
     life: Lifecycle,
     chan: Option<(ParentEnd, Phase)>,
+}
+
+/// A running logging binary (`binary://` stdio) and its exit.
+pub struct Logger {
+    pub pid: i32,
+    pub exited: oneshot::Receiver<u32>,
+}
+
+impl Logger {
+    /// How long a logger may take to drain once the process's output is
+    /// closed, before it is asked to stop (containerd allows 12 s too).
+    const DRAIN: Duration = Duration::from_secs(12);
+
+    /// Waits for the logger to read the last output (it exits at EOF); one
+    /// that does not is sent SIGTERM, then SIGKILL.
+    pub async fn drained(mut self) {
+        for sig in [libc::SIGTERM, libc::SIGKILL] {
+            let limit = if sig == libc::SIGTERM { Self::DRAIN } else { Duration::from_secs(2) };
+            if tokio::time::timeout(limit, &mut self.exited).await.is_ok() {
+                return;
+            }
+            log::warn!("logging binary {} still running; sending signal {sig}", self.pid);
+            let _ = sys::kill(self.pid, sig);
+        }
+        let _ = self.exited.await;
+    }
+
+    /// For a process that will never run: no output to wait for.
+    pub async fn stop(self) {
+        let _ = sys::kill(self.pid, libc::SIGKILL);
+        let _ = self.exited.await;
+    }
 }
 
 /// The process is gone; a signal has nobody to reach.
@@ -50,12 +84,13 @@ pub enum SignalError {
 
 impl Process {
     /// A spawned process that answered Ready.
-    pub fn new(spawned: Spawned, phase: Phase, io: IoPaths, keepers: Keepers) -> Arc<Process> {
+    pub fn new(spawned: Spawned, phase: Phase, io: IoPaths, keepers: Keepers, logger: Option<Logger>) -> Arc<Process> {
         Arc::new(Process {
             pid: spawned.pid,
             pidfd: spawned.pidfd,
             io,
             keepers: Mutex::new(keepers),
+            logger: Mutex::new(logger),
             inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
             exited: watch::channel(None).0,
         })
@@ -160,6 +195,10 @@ impl Process {
             let exit = Exit { code, at: SystemTime::now() };
             if let Ok(mut k) = p.keepers.lock() {
                 k.close_stdin();
+            }
+            let logger = p.logger.lock().ok().and_then(|mut l| l.take());
+            if let Some(l) = logger {
+                l.drained().await;
             }
             let mut inner = p.inner.lock().await;
             inner.chan = None;
