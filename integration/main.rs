@@ -19,3 +19,4 @@ mod lifecycle;
 mod output;
 mod shim_death;
 mod stdio_uris;
+mod terminal;

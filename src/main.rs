@@ -5,6 +5,7 @@ mod bootstrap;
 mod cgroups;
 mod check;
 mod cleanup;
+mod console;
 mod container;
 mod error;
 mod events;

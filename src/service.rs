@@ -200,9 +200,12 @@ impl Task for TaskService {
         }
     }
 
-    async fn resize_pty(&self, _: &TtrpcContext, _: api::ResizePtyRequest) -> R<Empty> {
+    async fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> R<Empty> {
         self.shim.touch();
-        unimplemented("ResizePty")
+        match self.shim.resize_pty(&req.id, &req.exec_id, req.width, req.height) {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
     }
 
     async fn update(&self, _: &TtrpcContext, _: api::UpdateTaskRequest) -> R<Empty> {

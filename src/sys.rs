@@ -5,6 +5,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -147,6 +148,91 @@ pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
     if sent != bytes.len() {
         return Err(io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", bytes.len())));
     }
+    Ok(())
+}
+
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a caller-provided fd.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as libc::c_int;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    Ok(cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)? as usize)
+}
+
+pub fn write_fd(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: bytes is valid for bytes.len() bytes.
+    Ok(cvt(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) } as libc::c_long)? as usize)
+}
+
+/// For a few bytes into a terminal: retried on EINTR, no more.
+pub fn write_all_fd(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match write_fd(fd, &bytes[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Registers an fd with the event loop (read and write readiness).
+pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd stays open while the AsyncFd owns it, and its
+    // as_raw_fd always returns that same fd.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
+}
+
+/// TIOCSWINSZ.
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: a valid winsize for the ioctl to read.
+    cvt(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } as libc::c_long)?;
+    Ok(())
+}
+
+/// A copy of another process's fd (pidfd_getfd(2)): how the shim takes the
+/// pty master the init made inside the container.
+pub fn pidfd_getfd(pidfd: RawFd, target: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments; the result is a fresh fd (close-on-exec).
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) })?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The init's terminal: a pty from the container's /dev/ptmx, its slave made
+/// the controlling terminal and fds 0, 1, 2 of a new session, the master
+/// moved to `master_at` (close-on-exec).
+pub fn make_console(master_at: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::grantpt(&master)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {name}: {e}")))?;
+    if rows > 0 || cols > 0 {
+        set_winsize(master.as_raw_fd(), rows, cols)?;
+    }
+    nix::unistd::setsid()?;
+    // SAFETY: ioctl on the slave we just opened.
+    cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long)?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard fds, which this process owns.
+        cvt(unsafe { libc::dup2(slave.as_raw_fd(), target) } as libc::c_long)?;
+    }
+    // SAFETY: dup3 onto a number this process reserves for the master.
+    cvt(unsafe { libc::dup3(master.as_raw_fd(), master_at, libc::O_CLOEXEC) } as libc::c_long)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::hooks::run_kinds;
-use super::process::Logger;
+use super::process::{Logger, Outputs};
 use super::{Confinement, Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
@@ -91,9 +91,6 @@ impl Shim {
         check_id(id)?;
         if self.get(id).is_ok() {
             return Err(TaskError::AlreadyExists(format!("create {id}: container already exists")));
-        }
-        if req.io.terminal {
-            return Err(TaskError::invalid("create", id, "terminal", "terminals are not supported yet"));
         }
         let bundle = PathBuf::from(&req.bundle);
         let loaded = spec::load(&bundle).map_err(|e| TaskError::invalid("create", id, "config.json", e))?;
@@ -221,6 +218,7 @@ impl Shim {
             return Err(TaskError::Internal(format!("create {id}: init lost")));
         };
         let seccomp_listener = super::seccomp_listener(&spec, id, "creating", (pid, pid), &req.bundle);
+        let terminal = process.terminal() == Some(true);
         let config = InitConfig {
             id: id.to_string(),
             plan,
@@ -243,13 +241,25 @@ impl Shim {
                 }));
             }
         };
+        let console = if terminal {
+            match super::attach_console(&spawned, &req.io.stdin, &req.io.stdout) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    undo.init = Some((spawned, exited));
+                    return Err(TaskError::Internal(format!("create {id}: {e}")));
+                }
+            }
+        } else {
+            None
+        };
         let io = IoPaths {
             stdin: req.io.stdin.clone(),
             stdout: req.io.stdout.clone(),
             stderr: req.io.stderr.clone(),
-            terminal: req.io.terminal,
+            terminal,
         };
-        let init = Process::new(spawned, phase, io, stdio.into_keepers(), undo.logger.take());
+        let out = Outputs { logger: undo.logger.take(), console };
+        let init = Process::new(spawned, phase, io, stdio.into_keepers(), out);
         let c = Arc::new(Container {
             id: id.to_string(),
             bundle: req.bundle.clone(),

@@ -9,7 +9,7 @@ use containerd_shim_protos::topics;
 
 use super::create::kill_and_reap;
 use super::lifecycle::Status;
-use super::process::Logger;
+use super::process::{Logger, Outputs};
 use super::{IoPaths, Process, Shim};
 use crate::error::TaskError;
 use crate::runtime::channel::InitConfig;
@@ -41,14 +41,12 @@ impl Shim {
         if c.init.status().await.0 != Status::Running {
             return Err(TaskError::FailedPrecondition(format!("exec {who}: container {id} is not running")));
         }
-        if req.io.terminal {
-            return Err(invalid("terminal", &"terminals are not supported yet"));
-        }
         let process: oci_spec::runtime::Process =
             serde_json::from_slice(&req.process).map_err(|e| invalid("process spec", &e))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             return Err(invalid("process spec", &"args: must name the program to run"));
         }
+        let process_terminal = process.terminal() == Some(true);
         let owner = Owner { id, namespace: &self.ctx.namespace };
         let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
             .map_err(|e| invalid("open stdio", &e))?;
@@ -90,7 +88,18 @@ impl Shim {
                 return Err(TaskError::Internal(if e.starts_with("exec ") { e } else { format!("exec {who}: {e}") }));
             }
         };
-        let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), logger);
+        let console = if process_terminal {
+            match super::attach_console(&spawned, &req.io.stdin, &req.io.stdout) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    kill_and_reap(spawned, exited).await;
+                    return Err(TaskError::Internal(format!("exec {who}: {e}")));
+                }
+            }
+        } else {
+            None
+        };
+        let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), Outputs { logger, console });
         self.publish_exit_on(&p, exited, id, eid);
         if let Ok(mut m) = c.execs.lock() {
             m.insert(eid.to_string(), p);

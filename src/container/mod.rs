@@ -63,6 +63,19 @@ pub struct Container {
     confinement: Confinement,
 }
 
+/// Takes the pty master the init left at CONSOLE_FD (before it execs: the
+/// fd is close-on-exec) and starts copying it to and from the fifos.
+fn attach_console(
+    spawned: &crate::runtime::Spawned,
+    stdin: &str,
+    stdout: &str,
+) -> Result<crate::console::Console, String> {
+    use std::os::fd::AsRawFd;
+    let master = crate::sys::pidfd_getfd(spawned.pidfd.as_raw_fd(), crate::runtime::init::CONSOLE_FD)
+        .map_err(|e| format!("take the terminal from the init: {e}"))?;
+    crate::console::Console::start(master, stdin, stdout).map_err(|e| format!("terminal: {e}"))
+}
+
 /// The container's seccomp filter and persona, which its execs get too.
 pub struct Confinement {
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
@@ -275,6 +288,12 @@ impl Shim {
         let (_, p) = self.process(id, exec_id)?;
         p.close_stdin();
         Ok(())
+    }
+
+    pub fn resize_pty(&self, id: &str, exec_id: &str, width: u32, height: u32) -> Result<(), TaskError> {
+        let (_, p) = self.process(id, exec_id)?;
+        p.resize(width, height)
+            .map_err(|e| TaskError::FailedPrecondition(format!("resize pty {}: {e}", who(id, exec_id))))
     }
 
     /// TaskExit for `p` of container `id` (its exec id, or the container id for the init).

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, watch};
 
 use super::lifecycle::{Exit, Illegal, Lifecycle, Status};
+use crate::console::Console;
 use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
 use crate::runtime::Spawned;
 use crate::stdio::Keepers;
@@ -32,6 +33,8 @@ pub struct Process {
     keepers: Mutex<Keepers>,
     /// A `binary://` logging binary: the exit is reported once it drained.
     logger: Mutex<Option<Logger>>,
+    /// A terminal's copy loops (`process.terminal`).
+    console: Mutex<Option<Console>>,
     inner: tokio::sync::Mutex<Inner>,
     exited: watch::Sender<Option<Exit>>,
 }
@@ -39,6 +42,13 @@ pub struct Process {
 struct Inner {
     life: Lifecycle,
     chan: Option<(ParentEnd, Phase)>,
+}
+
+/// What the process's output goes through besides containerd's fifos.
+#[derive(Default)]
+pub struct Outputs {
+    pub logger: Option<Logger>,
+    pub console: Option<Console>,
 }
 
 /// A running logging binary (`binary://` stdio) and its exit.
@@ -84,13 +94,14 @@ pub enum SignalError {
 
 impl Process {
     /// A spawned process that answered Ready.
-    pub fn new(spawned: Spawned, phase: Phase, io: IoPaths, keepers: Keepers, logger: Option<Logger>) -> Arc<Process> {
+    pub fn new(spawned: Spawned, phase: Phase, io: IoPaths, keepers: Keepers, out: Outputs) -> Arc<Process> {
         Arc::new(Process {
             pid: spawned.pid,
             pidfd: spawned.pidfd,
             io,
             keepers: Mutex::new(keepers),
-            logger: Mutex::new(logger),
+            logger: Mutex::new(out.logger),
+            console: Mutex::new(out.console),
             inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
             exited: watch::channel(None).0,
         })
@@ -148,6 +159,17 @@ impl Process {
         if let Ok(mut k) = self.keepers.lock() {
             k.close_stdin();
         }
+        if let Ok(Some(c)) = self.console.lock().as_deref_mut() {
+            c.close_stdin();
+        }
+    }
+
+    /// ResizePty; a process without a terminal has nothing to resize.
+    pub fn resize(&self, width: u32, height: u32) -> Result<(), String> {
+        match self.console.lock().as_deref() {
+            Ok(Some(c)) => c.resize(width, height).map_err(|e| e.to_string()),
+            _ => Err("the process has no terminal".into()),
+        }
     }
 
     /// Stopped -> Deleted; one that never started is killed and awaited first.
@@ -199,6 +221,10 @@ impl Process {
             let logger = p.logger.lock().ok().and_then(|mut l| l.take());
             if let Some(l) = logger {
                 l.drained().await;
+            }
+            let console = p.console.lock().ok().and_then(|mut c| c.as_mut().and_then(Console::take_drained));
+            if let Some(drained) = console {
+                drained.await;
             }
             let mut inner = p.inner.lock().await;
             inner.chan = None;

@@ -15,6 +15,11 @@ use crate::sys;
 /// The fd the parent hands the channel on.
 pub const CHANNEL_FD: i32 = 3;
 
+/// Where the init leaves a terminal's master for the shim to take
+/// (pidfd_getfd); close-on-exec, so the program never holds it. High, so no
+/// fd the init opens lands there first.
+pub const CONSOLE_FD: i32 = 255;
+
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error("{step}: {source}")]
@@ -112,6 +117,13 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
         set_names(&root.spec, plan)?;
         write_sysctls(&root.spec)?;
         rootfs::finish(&root.spec)?;
+    }
+    if cfg.process.terminal() == Some(true) {
+        // After pivot_root (or joining the mount namespace): the container's
+        // /dev/ptmx, so the program sees a pts of its own devpts.
+        let (rows, cols) =
+            cfg.process.console_size().as_ref().map_or((0, 0), |b| (b.height() as u16, b.width() as u16));
+        sys::make_console(CONSOLE_FD, rows, cols).map_err(step("make the terminal"))?;
     }
     let conf = process::Confinement {
         seccomp: cfg.seccomp.as_ref(),

@@ -103,9 +103,6 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
             return Err(invalid(format!("mounts[{i}].destination: {:?} must be an absolute path", m.destination())));
         }
     }
-    if process.terminal() == Some(true) {
-        return Err(invalid("process.terminal: terminals are not supported yet".into()));
-    }
     // Labels mean nothing without SELinux (accepted, as the spec allows);
     // with it, an unapplied label would be a weaker container.
     let labelled = process.selinux_label().as_ref().is_some_and(|l| !l.is_empty())

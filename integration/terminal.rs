@@ -1,0 +1,149 @@
+//! Issue 8 (part): `process.terminal`. Driven directly (ctr run -t wants a
+//! terminal of its own): the program gets a pts of the container's devpts
+//! as its controlling terminal, the console size from the spec, ResizePty,
+//! stdin through the terminal, CloseIO as end of input, every byte of
+//! output before the exit is reported.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+use containerd_shim_protos::api::{
+    CloseIORequest, ConnectRequest, CreateTaskRequest, DeleteRequest, ResizePtyRequest, StartRequest, WaitRequest,
+};
+use serde_json::json;
+
+use crate::direct::*;
+use crate::harness::*;
+
+fn fifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.to_string_lossy().as_bytes()).expect("path");
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Reads from the (non-blocking) fifo until `want` shows up in everything
+/// read so far, or 10 s pass.
+fn read_until(r: &mut std::fs::File, got: &mut String, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !got.contains(want) {
+        assert!(Instant::now() < deadline, "waited for {want:?}; got {got:?}");
+        match r.read(&mut buf) {
+            Ok(n) if n > 0 => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+#[test]
+fn a_terminal_init_gets_a_pts_its_size_resizes_input_and_eof() {
+    let id = "tty-init";
+    let b = bundle(&format!("bundle-{id}"));
+    let root = rootfs(id);
+    let script = "tty; stty size; read line; echo got=$line; stty size; cat; echo cat-done";
+    let mut s = spec(id, &root, &["sh", "-c", script]);
+    s["process"]["terminal"] = json!(true);
+    s["process"]["consoleSize"] = json!({"height": 24, "width": 80});
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&b);
+    let (stdin, stdout) = (b.join("stdin"), b.join("stdout"));
+    fifo(&stdin);
+    fifo(&stdout);
+    let mut out = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdout).expect("out");
+    let mut inp = std::fs::OpenOptions::new().read(true).write(true).open(&stdin).expect("in");
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest {
+            id: id.into(),
+            bundle: b.to_string_lossy().into(),
+            terminal: true,
+            stdin: stdin.to_string_lossy().into(),
+            stdout: stdout.to_string_lossy().into(),
+            ..Default::default()
+        };
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let mut got = String::new();
+        read_until(&mut out, &mut got, "24 80");
+        assert!(got.starts_with("/dev/pts/0"), "the container's own devpts: {got:?}");
+        let resize = ResizePtyRequest { id: id.into(), width: 100, height: 30, ..Default::default() };
+        c.resize_pty(ctx(), &resize).await.expect("ResizePty");
+        inp.write_all(b"hello\n").expect("stdin");
+        read_until(&mut out, &mut got, "got=hello");
+        read_until(&mut out, &mut got, "30 100");
+        inp.write_all(b"typed\n").expect("stdin");
+        read_until(&mut out, &mut got, "typed\r\ntyped");
+        c.close_io(ctx(), &CloseIORequest { id: id.into(), stdin: true, ..Default::default() }).await.expect("CloseIO");
+        let status =
+            c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait").exit_status;
+        assert_eq!(status, 0);
+        // Reported after the last byte: it is already in the fifo.
+        let mut rest = [0u8; 4096];
+        let n = out.read(&mut rest).unwrap_or(0);
+        got.push_str(&String::from_utf8_lossy(&rest[..n]));
+        assert!(got.contains("cat-done"), "{got:?}");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    assert_no_leftovers(id);
+}
+
+#[test]
+fn a_terminal_exec_gets_its_own_pts_and_size() {
+    use containerd_shim_protos::api::{ExecProcessRequest, KillRequest};
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::protobuf::MessageField;
+
+    let id = "tty-exec";
+    let b = bundle(&format!("bundle-{id}"));
+    let root = rootfs(id);
+    let s = spec(id, &root, &["sleep", "1000"]);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    let stdout = b.join("exec-stdout");
+    fifo(&stdout);
+    let mut out = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdout).expect("out");
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest { id: id.into(), bundle: b.to_string_lossy().into(), ..Default::default() };
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let process = json!({
+            "args": ["sh", "-c", "tty; stty size"], "cwd": "/", "env": ["PATH=/bin"], "terminal": true,
+            "consoleSize": {"height": 10, "width": 40}, "user": {"uid": 0, "gid": 0}
+        });
+        let any = Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+            value: serde_json::to_vec(&process).expect("json"),
+            ..Default::default()
+        };
+        let exec = ExecProcessRequest {
+            id: id.into(),
+            exec_id: "e1".into(),
+            terminal: true,
+            stdout: stdout.to_string_lossy().into(),
+            spec: MessageField::some(any),
+            ..Default::default()
+        };
+        c.exec(ctx(), &exec).await.expect("Exec");
+        let start_exec = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        c.start(ctx(), &start_exec).await.expect("Start exec");
+        let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &wait).await.expect("Wait exec").exit_status, 0);
+        let mut got = String::new();
+        read_until(&mut out, &mut got, "10 40");
+        assert!(got.starts_with("/dev/pts/"), "{got:?}");
+        let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        c.delete(ctx(), &del).await.expect("Delete exec");
+        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
+        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    assert_no_leftovers(id);
+}

@@ -1,0 +1,139 @@
+//! Terminals: the shim's side. The init makes the pty inside the container
+//! (the container's devpts, so the process sees its own /dev/pts/N) and
+//! leaves the master at `runtime::init::CONSOLE_FD`; the shim takes it with pidfd_getfd
+//! before the exec and copies between it and containerd's fifos: stdin into
+//! the master, the master into stdout. The process's exit is reported once
+//! the master has given its last byte (EIO when the last slave closes).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::sys;
+
+/// ^D: what CloseIO sends, since a terminal has no EOF of its own.
+const VEOF: u8 = 0x04;
+
+/// How long the exit report waits for the last output of the master.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+pub struct Console {
+    master: Arc<AsyncFd<OwnedFd>>,
+    stdin: Option<AbortHandle>,
+    drained: Option<oneshot::Receiver<()>>,
+}
+
+impl Console {
+    /// Starts copying: `stdin` (a fifo path, may be empty) into the master,
+    /// the master into `stdout` (a fifo path, may be empty).
+    pub fn start(master: OwnedFd, stdin: &str, stdout: &str) -> io::Result<Console> {
+        sys::set_nonblocking(master.as_raw_fd())?;
+        let master = Arc::new(sys::async_fd(master)?);
+        let (done_tx, drained) = oneshot::channel();
+        let out = open_fifo(stdout, true)?;
+        let m = master.clone();
+        tokio::spawn(async move {
+            if let Some(out) = out {
+                let _ = pump(&m, &out).await;
+            }
+            let _ = done_tx.send(());
+        });
+        let stdin = match open_fifo(stdin, false)? {
+            Some(input) => {
+                let m = master.clone();
+                Some(tokio::spawn(async move { pump_in(&input, &m).await }).abort_handle())
+            }
+            None => None,
+        };
+        Ok(Console { master, stdin, drained: Some(drained) })
+    }
+
+    pub fn resize(&self, width: u32, height: u32) -> io::Result<()> {
+        sys::set_winsize(self.master.get_ref().as_raw_fd(), height as u16, width as u16)
+    }
+
+    /// CloseIO: no more input; the program reads end-of-file (^D).
+    pub fn close_stdin(&mut self) {
+        if let Some(task) = self.stdin.take() {
+            task.abort();
+            let _ = sys::write_all_fd(self.master.get_ref().as_raw_fd(), &[VEOF]);
+        }
+    }
+
+    /// Waits (bounded) until the master's last output went to stdout.
+    pub fn take_drained(&mut self) -> Option<impl std::future::Future<Output = ()>> {
+        let rx = self.drained.take()?;
+        Some(async move {
+            let _ = tokio::time::timeout(DRAIN_LIMIT, rx).await;
+        })
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Some(task) = self.stdin.take() {
+            task.abort();
+        }
+    }
+}
+
+fn open_fifo(path: &str, write: bool) -> io::Result<Option<AsyncFd<OwnedFd>>> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let path = path.strip_prefix("fifo://").unwrap_or(path);
+    // O_RDWR: never blocks on open, never EOF or EPIPE while containerd's
+    // end comes and goes.
+    let f =
+        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("{} fifo {path}: {e}", if write { "stdout" } else { "stdin" }))
+        })?;
+    Ok(Some(sys::async_fd(OwnedFd::from(f))?))
+}
+
+/// Copies until the source ends (EOF, or EIO from a master whose slaves
+/// are all closed).
+async fn pump(from: &AsyncFd<OwnedFd>, to: &AsyncFd<OwnedFd>) -> io::Result<()> {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match read_some(from, &mut buf).await {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        write_all(to, &buf[..n]).await?;
+    }
+}
+
+async fn pump_in(from: &AsyncFd<OwnedFd>, to: &AsyncFd<OwnedFd>) {
+    let _ = pump(from, to).await;
+}
+
+async fn read_some(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        let mut guard = fd.readable().await?;
+        match guard.try_io(|inner| sys::read_fd(inner.get_ref().as_raw_fd(), buf)) {
+            Ok(r) => return r,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn write_all(fd: &AsyncFd<OwnedFd>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let mut guard = fd.writable().await?;
+        match guard.try_io(|inner| sys::write_fd(inner.get_ref().as_raw_fd(), bytes)) {
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_would_block) => continue,
+        }
+    }
+    Ok(())
+}
