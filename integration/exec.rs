@@ -86,3 +86,38 @@ fn exec_of_a_missing_binary_fails_at_exec() {
     assert!(text(&out.stderr).contains("exec: \"/no/such/tool\""), "{}", text(&out.stderr));
     assert_no_leftovers(id);
 }
+
+/// `echo data | ctr task exec … cat` prints data and ends: containerd's
+/// writer closing is the end of input, as with the runc shim.
+#[test]
+fn exec_stdin_ends_when_the_client_input_ends() {
+    let id = "exec-stdin-eof";
+    start_sleeper(id);
+    let out = piped(&["task", "exec", "--exec-id", "cat", id, "cat"], b"data\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "data\n");
+    let out = piped(
+        &["task", "exec", "--exec-id", "loop", id, "sh", "-c", "while read l; do echo got-$l; done; echo end"],
+        b"a\nb\n",
+    );
+    assert_eq!(text(&out.stdout), "got-a\ngot-b\nend\n");
+    remove(id);
+    assert_no_leftovers(id);
+}
+
+/// `printf … | ctr …`: the input, then end of input.
+fn piped(args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("timeout")
+        .args(["-k", "5", "30", "ctr", "--address", &address(), "-n", NS])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ctr");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().expect("ctr output")
+}

@@ -40,14 +40,14 @@ impl Console {
         let m = master.clone();
         tokio::spawn(async move {
             if let Some(out) = out {
-                let _ = pump(&m, &out).await;
+                let _ = crate::pump::copy(&m, &out).await;
             }
             let _ = done_tx.send(());
         });
         let stdin = match open_fifo(stdin, false)? {
             Some(input) => {
                 let m = master.clone();
-                Some(tokio::spawn(async move { pump_in(&input, &m).await }).abort_handle())
+                Some(tokio::spawn(async move { crate::pump::copy(&input, &m).await }).abort_handle())
             }
             None => None,
         };
@@ -95,45 +95,4 @@ fn open_fifo(path: &str, write: bool) -> io::Result<Option<AsyncFd<OwnedFd>>> {
             io::Error::new(e.kind(), format!("{} fifo {path}: {e}", if write { "stdout" } else { "stdin" }))
         })?;
     Ok(Some(sys::async_fd(OwnedFd::from(f))?))
-}
-
-/// Copies until the source ends (EOF, or EIO from a master whose slaves
-/// are all closed).
-async fn pump(from: &AsyncFd<OwnedFd>, to: &AsyncFd<OwnedFd>) -> io::Result<()> {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match read_some(from, &mut buf).await {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        write_all(to, &buf[..n]).await?;
-    }
-}
-
-async fn pump_in(from: &AsyncFd<OwnedFd>, to: &AsyncFd<OwnedFd>) {
-    let _ = pump(from, to).await;
-}
-
-async fn read_some(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        let mut guard = fd.readable().await?;
-        match guard.try_io(|inner| sys::read_fd(inner.get_ref().as_raw_fd(), buf)) {
-            Ok(r) => return r,
-            Err(_would_block) => continue,
-        }
-    }
-}
-
-async fn write_all(fd: &AsyncFd<OwnedFd>, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        let mut guard = fd.writable().await?;
-        match guard.try_io(|inner| sys::write_fd(inner.get_ref().as_raw_fd(), bytes)) {
-            Ok(Ok(n)) => bytes = &bytes[n..],
-            Ok(Err(e)) => return Err(e),
-            Err(_would_block) => continue,
-        }
-    }
-    Ok(())
 }

@@ -13,6 +13,7 @@ mod hooks;
 mod logger;
 mod mountopts;
 mod options;
+mod pump;
 mod reaper;
 mod runtime;
 mod server;

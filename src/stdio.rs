@@ -2,8 +2,9 @@
 //! the fifos themselves (no copy loop, no copy thread), and the shim keeps an
 //! extra read-write handle on each so the container never sees EPIPE or a
 //! premature EOF while containerd's end is closed (e.g. during a restart).
-//! The stdin handle goes when the process exits or on CloseIO (so a reader
-//! in the container sees EOF); the output handles stay until Delete, as the
+//! stdin is copied into a pipe instead (see `StdinFeed`), so containerd's
+//! writer closing, CloseIO or the exit end the input; the output handles
+//! stay until Delete, as the
 //! runc shim keeps its fifo writers: a client whose reader opens late (ctr
 //! opens its fifos from a goroutine) still finds a writer and the output,
 //! and Delete closes them only once containerd has read the last byte.
@@ -31,10 +32,20 @@ pub struct StdioError {
 pub struct Stdio {
     /// stdin, stdout, stderr as the container gets them.
     pub container: [OwnedFd; 3],
-    stdin_keeper: Option<OwnedFd>,
+    stdin_feed: Option<StdinFeed>,
     out_keepers: Vec<OwnedFd>,
     /// The logging binary of a `binary://` URI, started and ready.
     pub logger: Option<u32>,
+}
+
+/// containerd's stdin fifo (our non-blocking reader) and the pipe the
+/// process reads: copied until containerd's writer closes, which is then the
+/// end of input, as with the runc shim (`echo data | ctr task exec ID cat`
+/// ends without a CloseIO). Readiness on a fifo reader appears only once a
+/// writer has come, so a writer that has not connected yet is no EOF.
+pub struct StdinFeed {
+    pub fifo: OwnedFd,
+    pub pipe: OwnedFd,
 }
 
 /// Who the output is for, as a logging binary is told.
@@ -49,7 +60,7 @@ const LOGGER_READY_MS: i32 = 10_000;
 
 impl Stdio {
     pub fn open(stdin: &str, stdout: &str, stderr: &str, owner: &Owner) -> Result<Stdio, StdioError> {
-        let (i, stdin_keeper) = open_one("stdin", stdin, false)?;
+        let (i, stdin_feed) = open_stdin(stdin)?;
         if let Some(rest) = stdout.strip_prefix("binary://") {
             if !stderr.is_empty() && stderr != stdout {
                 let detail = "stdout is a logging binary, so stderr must be the same URI or empty".to_string();
@@ -60,34 +71,32 @@ impl Stdio {
                 path: stdout.to_string(),
                 detail,
             })?;
-            return Ok(Stdio { container: [i, o, e], stdin_keeper, out_keepers: Vec::new(), logger: Some(pid) });
+            return Ok(Stdio { container: [i, o, e], stdin_feed, out_keepers: Vec::new(), logger: Some(pid) });
         }
         let mut keepers = Vec::new();
         let (o, k) = open_one("stdout", stdout, true)?;
         keepers.extend(k);
         let (e, k) = open_one("stderr", stderr, true)?;
         keepers.extend(k);
-        Ok(Stdio { container: [i, o, e], stdin_keeper, out_keepers: keepers, logger: None })
+        Ok(Stdio { container: [i, o, e], stdin_feed, out_keepers: keepers, logger: None })
     }
 
     /// The container's ends are no longer ours once the init has them.
     pub fn into_keepers(self) -> Keepers {
-        Keepers { stdin: self.stdin_keeper, out: self.out_keepers }
+        Keepers { out: self.out_keepers }
+    }
+
+    pub fn take_stdin_feed(&mut self) -> Option<StdinFeed> {
+        self.stdin_feed.take()
     }
 }
 
 pub struct Keepers {
-    stdin: Option<OwnedFd>,
     out: Vec<OwnedFd>,
 }
 
 impl Keepers {
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
     pub fn release(&mut self) {
-        self.stdin = None;
         self.out.clear();
     }
 
@@ -95,6 +104,26 @@ impl Keepers {
     pub fn unread(&self) -> usize {
         self.out.iter().map(|k| crate::sys::unread_bytes(k.as_raw_fd()).unwrap_or(0)).sum()
     }
+}
+
+fn open_stdin(uri: &str) -> Result<(OwnedFd, Option<StdinFeed>), StdioError> {
+    let err = |detail: String| StdioError { which: "stdin", path: uri.to_string(), detail };
+    if uri.is_empty() {
+        return open_one("stdin", uri, false).map(|(f, _)| (f, None));
+    }
+    let path = match uri.split_once("://") {
+        None => uri,
+        Some(("fifo", p)) => p,
+        Some((scheme, _)) => return Err(err(format!("{scheme}:// is not a stdio URI the shim knows for stdin"))),
+    };
+    let md = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    if !md.file_type().is_fifo() {
+        return Err(err("not a fifo".into()));
+    }
+    let fifo = open(path, true, false, true).map_err(|e| err(e.to_string()))?;
+    let (r, w) = crate::sys::pipe().map_err(|e| err(e.to_string()))?;
+    crate::sys::set_nonblocking(w.as_raw_fd()).map_err(|e| err(e.to_string()))?;
+    Ok((r, Some(StdinFeed { fifo: fifo.into(), pipe: w })))
 }
 
 fn open_one(which: &'static str, uri: &str, write: bool) -> Result<(OwnedFd, Option<OwnedFd>), StdioError> {
@@ -281,9 +310,8 @@ mod tests {
     fn unread_output_is_counted_and_the_reader_sees_eof_after_release() {
         let out = mkfifo("drain");
         let mut r = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&out).expect("reader");
-        let Stdio { container: [_, o, _], stdin_keeper, out_keepers, .. } =
-            Stdio::open("", &out, "", &OWNER).expect("open");
-        let mut k = Keepers { stdin: stdin_keeper, out: out_keepers };
+        let Stdio { container: [_, o, _], out_keepers, .. } = Stdio::open("", &out, "", &OWNER).expect("open");
+        let mut k = Keepers { out: out_keepers };
         File::from(o).write_all(b"tail\n").expect("write");
         assert_eq!(k.unread(), 5);
         let mut got = [0u8; 5];

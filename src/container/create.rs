@@ -156,7 +156,7 @@ impl Shim {
         let cg_path = cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &self.ctx.namespace, id)
             .map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
         let owner = Owner { id, namespace: &self.ctx.namespace };
-        let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
+        let mut stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         // Registered before any await: the reaper cannot miss its exit.
         undo.logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
@@ -258,7 +258,9 @@ impl Shim {
             stderr: req.io.stderr.clone(),
             terminal,
         };
-        let out = Outputs { logger: undo.logger.take(), console };
+        // A terminal's input goes through the console instead.
+        let stdin = if terminal { None } else { stdio.take_stdin_feed() };
+        let out = Outputs { logger: undo.logger.take(), console, stdin };
         let init = Process::new(spawned, phase, io, stdio.into_keepers(), out);
         let c = Arc::new(Container {
             id: id.to_string(),

@@ -48,7 +48,7 @@ impl Shim {
         }
         let process_terminal = process.terminal() == Some(true);
         let owner = Owner { id, namespace: &self.ctx.namespace };
-        let stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
+        let mut stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
             .map_err(|e| invalid("open stdio", &e))?;
         // Registered before any await. If the exec fails, its output ends
         // close with `stdio` and the logger exits at EOF.
@@ -99,7 +99,8 @@ impl Shim {
         } else {
             None
         };
-        let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), Outputs { logger, console });
+        let stdin = if process_terminal { None } else { stdio.take_stdin_feed() };
+        let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), Outputs { logger, console, stdin });
         self.publish_exit_on(&p, exited, id, eid);
         if let Ok(mut m) = c.execs.lock() {
             m.insert(eid.to_string(), p);

@@ -12,7 +12,7 @@ use super::lifecycle::{Exit, Illegal, Lifecycle, Status};
 use crate::console::Console;
 use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
 use crate::runtime::Spawned;
-use crate::stdio::Keepers;
+use crate::stdio::{Keepers, StdinFeed};
 use crate::sys;
 
 /// How long Delete waits for containerd to read a process's last output.
@@ -35,6 +35,8 @@ pub struct Process {
     logger: Mutex<Option<Logger>>,
     /// A terminal's copy loops (`process.terminal`).
     console: Mutex<Option<Console>>,
+    /// The copy of containerd's stdin fifo into the process's stdin pipe.
+    stdin_feed: Mutex<Option<tokio::task::AbortHandle>>,
     inner: tokio::sync::Mutex<Inner>,
     exited: watch::Sender<Option<Exit>>,
 }
@@ -49,6 +51,20 @@ struct Inner {
 pub struct Outputs {
     pub logger: Option<Logger>,
     pub console: Option<Console>,
+    pub stdin: Option<StdinFeed>,
+}
+
+/// Copies containerd's stdin fifo into the process's pipe until the writer
+/// goes; the pipe's end then is the process's end of input.
+fn feed_stdin(feed: StdinFeed) -> Option<tokio::task::AbortHandle> {
+    let (fifo, pipe) = match (sys::async_fd(feed.fifo), sys::async_fd(feed.pipe)) {
+        (Ok(f), Ok(p)) => (f, p),
+        (Err(e), _) | (_, Err(e)) => {
+            log::warn!("stdin: {e}");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move { crate::pump::copy(&fifo, &pipe).await }).abort_handle())
 }
 
 /// A running logging binary (`binary://` stdio) and its exit.
@@ -102,6 +118,7 @@ impl Process {
             keepers: Mutex::new(keepers),
             logger: Mutex::new(out.logger),
             console: Mutex::new(out.console),
+            stdin_feed: Mutex::new(out.stdin.and_then(feed_stdin)),
             inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
             exited: watch::channel(None).0,
         })
@@ -155,9 +172,10 @@ impl Process {
         rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
     }
 
+    /// CloseIO (and the exit): the program reads end of input.
     pub fn close_stdin(&self) {
-        if let Ok(mut k) = self.keepers.lock() {
-            k.close_stdin();
+        if let Some(feed) = self.stdin_feed.lock().ok().and_then(|mut f| f.take()) {
+            feed.abort();
         }
         if let Ok(Some(c)) = self.console.lock().as_deref_mut() {
             c.close_stdin();
@@ -215,9 +233,7 @@ impl Process {
         tokio::spawn(async move {
             let code = rx.await.unwrap_or(128 + libc::SIGKILL as u32);
             let exit = Exit { code, at: SystemTime::now() };
-            if let Ok(mut k) = p.keepers.lock() {
-                k.close_stdin();
-            }
+            p.close_stdin();
             let logger = p.logger.lock().ok().and_then(|mut l| l.take());
             if let Some(l) = logger {
                 l.drained().await;
