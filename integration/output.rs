@@ -48,3 +48,14 @@ fn a_reader_that_opens_after_the_exit_gets_all_output_and_then_eof() {
     });
     assert_no_leftovers(id);
 }
+
+/// Issue 8, acceptance 5: 10 MB printed right before the exit all arrive.
+#[test]
+fn ten_megabytes_printed_before_the_exit_all_arrive() {
+    let id = "out-10mb";
+    let out = run_image(id, &[], &["sh", "-c", "head -c 10000000 /dev/zero | tr '\\0' x"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout.len(), 10_000_000);
+    assert!(out.stdout.iter().all(|b| *b == b'x'));
+    assert_no_leftovers(id);
+}

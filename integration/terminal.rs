@@ -149,33 +149,45 @@ fn a_terminal_exec_gets_its_own_pts_and_size() {
 }
 
 /// `ctr run -t` and `ctr task exec -t` under a real pty (util-linux
-/// `script`): a /dev/pts path, the size of ctr's terminal, and the status
-/// of `exit N` typed into it.
+/// `script`): a /dev/pts path, the size of ctr's terminal before and after
+/// it is resized (ctr's SIGWINCH -> ResizePty), and the status of `exit 5`
+/// typed into it.
 #[test]
 fn ctr_run_and_exec_with_a_terminal_under_script() {
     let id = "tty-ctr";
-    let ctr_line = |args: &str| format!("stty rows 21 cols 77; ctr --address {} -n {NS} {args}", address());
-    let typed = |cmd: String| {
+    let typed = |ctr_args: String| {
+        let line = format!(
+            "stty rows 21 cols 77; (sleep 2; stty rows 30 cols 100 </dev/tty) & ctr --address {} -n {NS} {ctr_args}",
+            address()
+        );
         let mut child = std::process::Command::new("timeout")
-            .args(["-k", "5", "30", "script", "-qec"])
-            .arg(ctr_line(&cmd))
-            .arg("/dev/null")
+            .args(["-k", "5", "30", "script", "-qec", &line, "/dev/null"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("script");
         let mut stdin = child.stdin.take().expect("stdin");
-        std::thread::sleep(Duration::from_millis(800));
-        stdin.write_all(b"tty; stty size; exit 5\n").expect("type");
+        std::thread::sleep(Duration::from_millis(1000));
+        stdin.write_all(b"tty; stty size\n").expect("type");
+        std::thread::sleep(Duration::from_millis(2500));
+        stdin.write_all(b"stty size; exit 5\n").expect("type");
         let out = child.wait_with_output().expect("script");
         drop(stdin);
         out
     };
+    let sizes = |o: &str| -> Vec<String> {
+        o.lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| *l == "21 77" || *l == "30 100")
+            .map(String::from)
+            .collect()
+    };
     let run = typed(format!("run -t --rm --runtime {RUNTIME} {} {id} sh", image()));
     let o = text(&run.stdout);
     assert_eq!(run.status.code(), Some(5), "{o} {}", text(&run.stderr));
-    assert!(o.contains("/dev/pts/0") && o.contains("21 77"), "{o}");
+    assert!(o.contains("/dev/pts/0"), "{o}");
+    assert_eq!(sizes(&o), ["21 77", "30 100"], "{o}");
     assert_no_leftovers(id);
 
     let sleeper = "tty-ctr-exec";
@@ -184,7 +196,8 @@ fn ctr_run_and_exec_with_a_terminal_under_script() {
     let exec = typed(format!("task exec -t --exec-id t1 {sleeper} sh"));
     let o = text(&exec.stdout);
     assert_eq!(exec.status.code(), Some(5), "{o} {}", text(&exec.stderr));
-    assert!(o.contains("/dev/pts/") && o.contains("21 77"), "{o}");
+    assert!(o.contains("/dev/pts/"), "{o}");
+    assert_eq!(sizes(&o), ["21 77", "30 100"], "{o}");
     remove(sleeper);
     assert_no_leftovers(sleeper);
 }
