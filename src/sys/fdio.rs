@@ -1,0 +1,150 @@
+//! Raw fd I/O: pipes, fd passing, terminals, readiness, and the logging
+//! binary's fd layout. Part of `sys`: every `unsafe` lives under it.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use super::cvt;
+
+/// One message with one fd attached (SCM_RIGHTS).
+pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(bytes)];
+    let fds = [fd];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let sent = sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None)?;
+    if sent != bytes.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", bytes.len())));
+    }
+    Ok(())
+}
+
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a caller-provided fd.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as libc::c_int;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } as libc::c_long)?;
+    Ok(())
+}
+
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    Ok(cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)? as usize)
+}
+
+pub fn write_fd(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: bytes is valid for bytes.len() bytes.
+    Ok(cvt(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) } as libc::c_long)? as usize)
+}
+
+/// For a few bytes into a terminal: retried on EINTR, no more.
+pub fn write_all_fd(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match write_fd(fd, &bytes[done..]) {
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Registers an fd with the event loop (read and write readiness).
+pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an OwnedFd stays open while the AsyncFd owns it, and its
+    // as_raw_fd always returns that same fd.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
+}
+
+/// TIOCSWINSZ.
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: a valid winsize for the ioctl to read.
+    cvt(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } as libc::c_long)?;
+    Ok(())
+}
+
+/// A copy of another process's fd (pidfd_getfd(2)): how the shim takes the
+/// pty master the init made inside the container.
+pub fn pidfd_getfd(pidfd: RawFd, target: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments; the result is a fresh fd (close-on-exec).
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) })?;
+    // SAFETY: fresh fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The init's terminal: a pty from the container's /dev/ptmx, its slave made
+/// the controlling terminal and fds 0, 1, 2 of a new session, the master
+/// moved to `master_at` (close-on-exec).
+pub fn make_console(master_at: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+    nix::pty::grantpt(&master)?;
+    nix::pty::unlockpt(&master)?;
+    let name = nix::pty::ptsname_r(&master)?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&name)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {name}: {e}")))?;
+    if rows > 0 || cols > 0 {
+        set_winsize(master.as_raw_fd(), rows, cols)?;
+    }
+    nix::unistd::setsid()?;
+    // SAFETY: ioctl on the slave we just opened.
+    cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long)?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard fds, which this process owns.
+        cvt(unsafe { libc::dup2(slave.as_raw_fd(), target) } as libc::c_long)?;
+    }
+    // SAFETY: dup3 onto a number this process reserves for the master.
+    cvt(unsafe { libc::dup3(master.as_raw_fd(), master_at, libc::O_CLOEXEC) } as libc::c_long)?;
+    Ok(())
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: fds has room for the two fds pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: fresh fds.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Spawns `cmd` with `fds` as its fds 3, 4, 5 ... (the logging binary's
+/// stdout, stderr and ready pipes). Each source must be above the targets.
+pub fn spawn_with_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 is async-signal-safe; the fds stay open in the parent
+    // until spawn returns, and dup2 clears close-on-exec on the copies.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (i, fd) in fds.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as libc::c_int) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Waits up to `timeout_ms` for `fd` to be readable (or hung up).
+pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if n >= 0 {
+            return Ok(n == 1);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
