@@ -2,7 +2,7 @@
 //! without containerd in between: Connect, a Create with a broken config.json,
 //! Unimplemented RPCs, Shutdown.
 
-use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, PauseRequest};
+use containerd_shim_protos::api::{CheckpointTaskRequest, ConnectRequest, CreateTaskRequest};
 
 use crate::direct::*;
 use crate::harness::*;
@@ -37,11 +37,14 @@ fn parse_result(mut b: &[u8]) -> (u64, String, String) {
     (version, address, protocol)
 }
 
-async fn connect_pause_shutdown(addr: &str, id: &str) {
+async fn connect_checkpoint_shutdown(addr: &str, id: &str) {
     let c = client(addr).await;
     let resp = c.connect(ctx(), &ConnectRequest { id: id.into(), ..Default::default() }).await.expect("Connect");
     assert!(resp.shim_pid > 0);
-    let e = c.pause(ctx(), &PauseRequest { id: id.into(), ..Default::default() }).await.expect_err("Pause");
+    let e = c
+        .checkpoint(ctx(), &CheckpointTaskRequest { id: id.into(), ..Default::default() })
+        .await
+        .expect_err("Checkpoint");
     assert!(format!("{e:?}").contains("UNIMPLEMENTED"), "{e:?}");
     shutdown(&c, resp.shim_pid).await;
 }
@@ -57,7 +60,7 @@ fn protobuf_bootstrap_params_get_a_protobuf_answer_that_can_be_dialed() {
     let (version, addr, protocol) = parse_result(&start(&b, id, Some(&params)));
     assert_eq!((version, protocol.as_str()), (2, "ttrpc"));
     assert!(addr.starts_with("unix://"), "{addr}");
-    rt().block_on(connect_pause_shutdown(&addr, id));
+    rt().block_on(connect_checkpoint_shutdown(&addr, id));
     assert_eq!(std::fs::read_to_string(b.join("address")).expect("address file"), addr);
 }
 
@@ -71,7 +74,7 @@ fn json_bootstrap_params_get_a_json_answer_that_can_be_dialed() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
     assert_eq!((v["version"].as_u64(), v["protocol"].as_str()), (Some(2), Some("ttrpc")));
     let addr = v["address"].as_str().expect("address").to_string();
-    rt().block_on(connect_pause_shutdown(&addr, id));
+    rt().block_on(connect_checkpoint_shutdown(&addr, id));
 }
 
 #[test]
@@ -82,7 +85,7 @@ fn runtime_options_on_stdin_get_the_plain_address() {
     let any = [pb(1, "containerd.runc.v1.Options"), pb(2, "\u{32}\u{4}runc")].concat();
     let addr = text(&start(&b, id, Some(&any)));
     assert!(addr.starts_with("unix://") && !addr.contains('{'), "{addr}");
-    rt().block_on(connect_pause_shutdown(&addr, id));
+    rt().block_on(connect_checkpoint_shutdown(&addr, id));
 }
 
 #[test]

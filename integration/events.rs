@@ -99,3 +99,22 @@ fn shim_warnings_appear_in_containerds_log() {
     }
     assert_no_leftovers(id);
 }
+
+/// Issue 9 (part): Pause and Resume publish TaskPaused and TaskResumed.
+#[test]
+fn pause_and_resume_publish_their_events() {
+    let id = "ev-pause";
+    let topics = topics_during(id, "/tasks/delete", || {
+        let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sleep", "1000"]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        assert!(ctr(&["task", "pause", id]).status.success());
+        assert!(ctr(&["task", "resume", id]).status.success());
+        remove(id);
+    });
+    assert_eq!(
+        topics,
+        ["/tasks/create", "/tasks/start", "/tasks/paused", "/tasks/resumed", "/tasks/exit", "/tasks/delete"],
+        "events seen for {id}"
+    );
+    assert_no_leftovers(id);
+}

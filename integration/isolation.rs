@@ -129,6 +129,10 @@ fn time_namespace_personality_io_priority_and_scheduler_apply() {
     s["linux"]["personality"] = json!({"domain": "LINUX32"});
     s["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
     s["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    // Keys the spec does not define are ignored (with a warning), not fatal
+    // (issue 6, acceptance 3): straight to the shim, as ctr would drop them.
+    s["x-vendor"] = json!({"tuning": 3});
+    s["linux"]["x-note"] = json!("ignored");
     let bundle = crate::direct::bundle(&format!("bundle-{id}"));
     std::fs::write(bundle.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
     assert_eq!(crate::direct::run_direct(id, &bundle), 0);

@@ -17,6 +17,7 @@ mod hostile_rootfs;
 mod isolation;
 mod lifecycle;
 mod output;
+mod pause;
 mod shim_death;
 mod stdio_uris;
 mod terminal;

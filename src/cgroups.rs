@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt};
+use libcgroups::common::{
+    create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, FreezerState,
+};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
@@ -133,6 +135,13 @@ impl Cgroup {
         Ok(pids.into_iter().map(|p| p.as_raw()).collect())
     }
 
+    /// Freezes (or thaws) every process in the cgroup: v1 freezer.state,
+    /// v2 cgroup.freeze, through libcgroups.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let state = if frozen { FreezerState::Frozen } else { FreezerState::Thawed };
+        self.manager()?.freeze(state).map_err(|e| self.err(if frozen { "freeze" } else { "thaw" }, e))
+    }
+
     /// Signals every process in the cgroup (those that left the container's
     /// pid namespace tree too).
     pub fn signal_all(&self, sig: i32) -> Result<(), CgroupError> {
@@ -153,6 +162,9 @@ impl Cgroup {
             for pid in pids {
                 let _ = crate::sys::kill(pid, libc::SIGKILL);
             }
+            // A frozen process cannot die (a paused container, or a shim
+            // that died while it was paused): thaw after the signal.
+            let _ = self.freeze(false);
             if start.elapsed() > deadline {
                 return Err(self.err("remove", "processes still present after SIGKILL"));
             }

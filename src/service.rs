@@ -37,6 +37,7 @@ fn proto_status(s: Status) -> ProtoStatus {
     match s {
         Status::Created => ProtoStatus::CREATED,
         Status::Running => ProtoStatus::RUNNING,
+        Status::Paused => ProtoStatus::PAUSED,
         Status::Stopped | Status::Deleted => ProtoStatus::STOPPED,
     }
 }
@@ -171,14 +172,20 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    async fn pause(&self, _: &TtrpcContext, _: api::PauseRequest) -> R<Empty> {
+    async fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> R<Empty> {
         self.shim.touch();
-        unimplemented("Pause")
+        match self.shim.pause(&req.id, true).await {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
     }
 
-    async fn resume(&self, _: &TtrpcContext, _: api::ResumeRequest) -> R<Empty> {
+    async fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> R<Empty> {
         self.shim.touch();
-        unimplemented("Resume")
+        match self.shim.pause(&req.id, false).await {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
     }
 
     async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> R<Empty> {

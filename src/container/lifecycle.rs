@@ -7,6 +7,7 @@ use std::time::SystemTime;
 pub enum Status {
     Created,
     Running,
+    Paused,
     Stopped,
     Deleted,
 }
@@ -57,10 +58,32 @@ impl Lifecycle {
         }
     }
 
+    /// Running -> Paused (the freezer holds every process of the container).
+    pub fn pause(&mut self) -> Result<(), Illegal> {
+        match self.status {
+            Status::Running => {
+                self.status = Status::Paused;
+                Ok(())
+            }
+            from => Err(Illegal { action: "pause", from }),
+        }
+    }
+
+    /// Paused -> Running.
+    pub fn resume(&mut self) -> Result<(), Illegal> {
+        match self.status {
+            Status::Paused => {
+                self.status = Status::Running;
+                Ok(())
+            }
+            from => Err(Illegal { action: "resume", from }),
+        }
+    }
+
     /// The init died. Returns true the first time: exactly one TaskExit.
     pub fn exited(&mut self, exit: Exit) -> bool {
         match self.status {
-            Status::Created | Status::Running => {
+            Status::Created | Status::Running | Status::Paused => {
                 self.status = Status::Stopped;
                 self.exit = Some(exit);
                 true
@@ -82,7 +105,7 @@ impl Lifecycle {
 
     /// Whether a signal may still be sent.
     pub fn signalable(&self) -> bool {
-        matches!(self.status, Status::Created | Status::Running)
+        matches!(self.status, Status::Created | Status::Running | Status::Paused)
     }
 }
 
@@ -135,5 +158,22 @@ mod tests {
         l.delete().expect("delete");
         assert!(l.delete().is_err());
         assert!(!l.exited(exit(0)));
+    }
+
+    #[test]
+    fn pause_and_resume_only_from_their_states() {
+        let mut l = Lifecycle::default();
+        assert_eq!(l.pause(), Err(Illegal { action: "pause", from: Status::Created }));
+        l.start().expect("start");
+        l.pause().expect("pause");
+        assert_eq!(l.status(), Status::Paused);
+        assert_eq!(l.pause(), Err(Illegal { action: "pause", from: Status::Paused }));
+        assert_eq!(l.start(), Err(Illegal { action: "start", from: Status::Paused }));
+        l.resume().expect("resume");
+        assert_eq!(l.resume(), Err(Illegal { action: "resume", from: Status::Running }));
+        l.pause().expect("pause again");
+        // A paused init can still die (SIGKILL thaws it): one exit.
+        assert!(l.exited(Exit { code: 137, at: SystemTime::UNIX_EPOCH }));
+        assert_eq!(l.status(), Status::Stopped);
     }
 }

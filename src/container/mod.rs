@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use containerd_shim_protos::events::task::{TaskDelete, TaskExecStarted, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{TaskDelete, TaskExecStarted, TaskExit, TaskPaused, TaskResumed, TaskStart};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics;
@@ -229,7 +229,36 @@ impl Shim {
         p.signal(sig).await.map_err(|e| match e {
             SignalError::Finished => TaskError::NotFound(format!("kill {}: {e}", who(id, exec_id))),
             SignalError::Failed(..) => TaskError::Internal(format!("kill {}: {e}", who(id, exec_id))),
-        })
+        })?;
+        // A frozen process cannot die: SIGKILL of a paused container thaws
+        // it (as runc does); other signals wait for Resume.
+        if sig == libc::SIGKILL && c.init.status().await.0 == Status::Paused {
+            c.cgroup.freeze(false).map_err(|e| TaskError::internal("kill", id, "thaw", e))?;
+        }
+        Ok(())
+    }
+
+    /// Pause (`paused`) or Resume: the cgroup's freezer; TaskPaused or
+    /// TaskResumed once it holds.
+    pub async fn pause(&self, id: &str, paused: bool) -> Result<(), TaskError> {
+        let c = self.get(id)?;
+        let verb = if paused { "pause" } else { "resume" };
+        c.init
+            .set_paused(paused, || c.cgroup.freeze(paused).map_err(|e| e.to_string()))
+            .await
+            .map_err(|e| TaskError::FailedPrecondition(format!("{verb} {id}: {e}")))?;
+        if paused {
+            self.events.publish(
+                topics::TASK_PAUSED_EVENT_TOPIC,
+                &TaskPaused { container_id: id.into(), ..Default::default() },
+            );
+        } else {
+            self.events.publish(
+                topics::TASK_RESUMED_EVENT_TOPIC,
+                &TaskResumed { container_id: id.into(), ..Default::default() },
+            );
+        }
+        Ok(())
     }
 
     pub async fn wait(&self, id: &str, exec_id: &str) -> Result<Exit, TaskError> {

@@ -16,8 +16,11 @@ use crate::stdio::{Keepers, StdinFeed};
 use crate::sys;
 
 /// How long Delete waits for containerd to read a process's last output.
-const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-const DRAIN_STALL: Duration = Duration::from_millis(50);
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+/// A reader that takes nothing for this long is taken to be gone. 50 ms
+/// lost the tail of 10 MB when the machine was busy (ctr closes its reader
+/// once Delete returns).
+const DRAIN_STALL: Duration = Duration::from_millis(500);
 
 pub struct IoPaths {
     pub stdin: String,
@@ -162,6 +165,20 @@ impl Process {
         }
     }
 
+    /// Running <-> Paused, with `freeze` (the cgroup's freezer) done under
+    /// the lock, so an exit or a Kill sees one state or the other.
+    pub async fn set_paused(&self, paused: bool, freeze: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        let mut inner = self.inner.lock().await;
+        let r = if paused { inner.life.pause() } else { inner.life.resume() };
+        r.map_err(|e| e.to_string())?;
+        if let Err(e) = freeze() {
+            // Back to where it was: the freezer did not change.
+            let _ = if paused { inner.life.resume() } else { inner.life.pause() };
+            return Err(e);
+        }
+        Ok(())
+    }
+
     pub async fn status(&self) -> (Status, Option<Exit>) {
         let inner = self.inner.lock().await;
         (inner.life.status(), inner.life.exit())
@@ -204,7 +221,7 @@ impl Process {
     /// Waits until containerd's readers have taken the process's last output
     /// (clients such as ctr close their fifo readers once Delete returns),
     /// then lets go of the fifos so those readers see EOF. A reader that
-    /// makes no progress for 50 ms is taken to be gone.
+    /// makes no progress for DRAIN_STALL is taken to be gone.
     async fn drain_output(&self) {
         let unread = || self.keepers.lock().map_or(0, |k| k.unread());
         let (start, mut last, mut progress) = (Instant::now(), usize::MAX, Instant::now());
