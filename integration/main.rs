@@ -21,3 +21,4 @@ mod pause;
 mod shim_death;
 mod stdio_uris;
 mod terminal;
+mod update;

@@ -112,6 +112,14 @@ impl Cgroup {
         self.apply(m, resources)
     }
 
+    /// Update: the new limits as given (the device rules only if given:
+    /// libcgroups re-adds the default allows, which takes nothing away).
+    pub fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        let m = self.manager()?;
+        let opt = ControllerOpt { resources: r, disable_oom_killer: false, oom_score_adj: None, freezer_state: None };
+        m.apply(&opt).map_err(|e| self.err("update limits", e))
+    }
+
     fn apply(&self, m: &AnyCgroupManager, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         if let Some(r) = resources {
             let r = with_default_devices(r);

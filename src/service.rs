@@ -215,9 +215,13 @@ impl Task for TaskService {
         }
     }
 
-    async fn update(&self, _: &TtrpcContext, _: api::UpdateTaskRequest) -> R<Empty> {
+    async fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> R<Empty> {
         self.shim.touch();
-        unimplemented("Update")
+        let resources = req.resources.as_ref().map(|a| a.value.as_slice()).unwrap_or_default();
+        match self.shim.update(&req.id, resources).await {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
     }
 
     async fn stats(&self, _: &TtrpcContext, _: api::StatsRequest) -> R<api::StatsResponse> {

@@ -59,6 +59,30 @@ pub fn parse(bytes: &[u8]) -> Result<Loaded, SpecError> {
     Ok(Loaded { spec, warnings: findings })
 }
 
+/// `LinuxResources` from an Update: JSON paths in errors, and the values
+/// no kernel takes refused before any is written.
+pub fn parse_resources(bytes: &[u8]) -> Result<oci_spec::runtime::LinuxResources, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let r: oci_spec::runtime::LinuxResources =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| format!("resources.{}: {}", e.path(), e.inner()))?;
+    let limit = |what: &str, v: Option<i64>| match v {
+        Some(n) if n < -1 => Err(format!("resources.{what}: {n} is not a limit (-1 is unlimited)")),
+        _ => Ok(()),
+    };
+    if let Some(m) = r.memory() {
+        limit("memory.limit", m.limit())?;
+        limit("memory.reservation", m.reservation())?;
+        limit("memory.swap", m.swap())?;
+    }
+    if let Some(c) = r.cpu() {
+        limit("cpu.quota", c.quota())?;
+    }
+    if let Some(p) = r.pids() {
+        limit("pids.limit", Some(p.limit()))?;
+    }
+    Ok(r)
+}
+
 /// oci-spec parses capability names itself and says "no variant for X
 /// (converted to Y)"; users need the name they wrote.
 fn type_error(path: &str, inner: &str) -> String {

@@ -141,3 +141,20 @@ fn selinux_labels_load_only_where_selinux_cannot_apply_them() {
         assert!(r.is_ok(), "labels refused without SELinux");
     }
 }
+
+#[test]
+fn update_resources_parse_with_paths_and_refuse_impossible_values() {
+    use super::parse_resources;
+    let r = parse_resources(br#"{"memory": {"limit": 67108864}, "cpu": {"quota": 50000, "period": 100000}}"#)
+        .expect("valid");
+    assert_eq!(r.memory().as_ref().and_then(|m| m.limit()), Some(67108864));
+    assert!(parse_resources(br#"{"memory": {"limit": -1}}"#).is_ok(), "-1 is unlimited");
+    assert_eq!(
+        parse_resources(br#"{"memory": {"limit": -5}}"#).err().as_deref(),
+        Some("resources.memory.limit: -5 is not a limit (-1 is unlimited)")
+    );
+    assert_eq!(
+        parse_resources(br#"{"cpu": {"shares": "many"}}"#).err().as_deref(),
+        Some("resources.cpu.shares: invalid type: string \"many\", expected u64 at line 1 column 25")
+    );
+}

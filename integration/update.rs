@@ -1,0 +1,78 @@
+//! Issue 9 (part): Update from a ttrpc client (ctr 1.6 has no `task
+//! update`): new limits reach the cgroup files; a limit the kernel refuses
+//! fails with its reason and the old value stays.
+
+use containerd_shim_protos::api::{
+    ConnectRequest, CreateTaskRequest, DeleteRequest, KillRequest, StartRequest, UpdateTaskRequest, WaitRequest,
+};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::MessageField;
+use serde_json::json;
+
+use crate::direct::*;
+use crate::harness::*;
+
+fn resources(v: serde_json::Value) -> MessageField<Any> {
+    MessageField::some(Any {
+        type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources".into(),
+        value: serde_json::to_vec(&v).expect("json"),
+        ..Default::default()
+    })
+}
+
+fn cgroup_file(controller: &str, id: &str, file: &str) -> String {
+    let p = std::path::Path::new("/sys/fs/cgroup").join(controller).join(NS).join(id).join(file);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
+}
+
+#[test]
+fn update_changes_the_cgroup_and_an_impossible_one_changes_nothing() {
+    let id = "update-limits";
+    let b = bundle(&format!("bundle-{id}"));
+    let s = spec(id, &rootfs(id), &["sleep", "1000"]);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&b);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest { id: id.into(), bundle: b.to_string_lossy().into(), ..Default::default() };
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+
+        let up = UpdateTaskRequest {
+            id: id.into(),
+            resources: resources(json!({"memory": {"limit": 67108864}, "cpu": {"quota": 50000, "period": 100000}})),
+            ..Default::default()
+        };
+        c.update(ctx(), &up).await.expect("Update");
+        assert_eq!(cgroup_file("memory", id, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(cgroup_file("cpu", id, "cpu.cfs_quota_us"), "50000");
+
+        // CPUs this machine does not have: the kernel refuses the cpuset.
+        let cpus = cgroup_file("cpuset", id, "cpuset.cpus");
+        let impossible = UpdateTaskRequest {
+            id: id.into(),
+            resources: resources(json!({"cpu": {"cpus": "4000-4001"}})),
+            ..Default::default()
+        };
+        let e = c.update(ctx(), &impossible).await.expect_err("CPUs that do not exist");
+        assert!(format!("{e:?}").contains("update") && format!("{e:?}").contains("cpuset"), "{e:?}");
+        assert_eq!(cgroup_file("cpuset", id, "cpuset.cpus"), cpus, "the old cpuset stays");
+        assert_eq!(cgroup_file("memory", id, "memory.limit_in_bytes"), "67108864");
+
+        let bad = UpdateTaskRequest {
+            id: id.into(),
+            resources: resources(json!({"memory": {"limit": -7}})),
+            ..Default::default()
+        };
+        let e = c.update(ctx(), &bad).await.expect_err("a negative limit");
+        assert!(format!("{e:?}").contains("resources.memory.limit: -7 is not a limit"), "{e:?}");
+
+        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
+        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    assert_no_leftovers(id);
+}
