@@ -118,3 +118,28 @@ fn pause_and_resume_publish_their_events() {
     );
     assert_no_leftovers(id);
 }
+
+/// Issue 9 (part): an init the OOM killer kills: TaskOOM before its
+/// TaskExit, and the exit is 137 (cgroup v1 memory.oom_control eventfd).
+#[test]
+fn an_oom_killed_init_gets_task_oom_before_its_exit() {
+    let id = "ev-oom";
+    let root = rootfs(id);
+    // The shell itself holds the command's output: it is the biggest, so
+    // the OOM killer picks the init.
+    let mut s = spec(id, &root, &["sh", "-c", "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived"]);
+    s["linux"]["resources"]["memory"] = serde_json::json!({"limit": 33554432});
+    let mut status = None;
+    let topics = topics_during(id, "/tasks/delete", || {
+        let out = run_spec(id, &s);
+        status = out.status.code();
+        assert!(!text(&out.stdout).contains("survived"), "the init was not OOM-killed");
+    });
+    assert_eq!(status, Some(137), "ctr reports the OOM kill");
+    assert_eq!(
+        topics,
+        ["/tasks/create", "/tasks/start", "/tasks/oom", "/tasks/exit", "/tasks/delete"],
+        "events for {id}"
+    );
+    assert_no_leftovers(id);
+}

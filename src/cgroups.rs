@@ -106,6 +106,22 @@ impl Cgroup {
         }
     }
 
+    /// v1: an eventfd the kernel signals when the OOM killer acts in this
+    /// cgroup (memory.oom_control registered through cgroup.event_control).
+    /// None where there is no v1 memory controller (v2 is not watched yet).
+    /// Returns the eventfd and the memory.oom_control path.
+    pub fn oom_eventfd(&self) -> Result<Option<(std::os::fd::OwnedFd, PathBuf)>, CgroupError> {
+        use std::os::fd::AsRawFd;
+        let Ok(mounts) = v1_mounts() else { return Ok(None) };
+        let Some(mount) = mounts.get("memory").filter(|_| v1_host()) else { return Ok(None) };
+        let dir = mount.join(self.path.strip_prefix("/").unwrap_or(&self.path));
+        let control = std::fs::File::open(dir.join("memory.oom_control")).map_err(|e| self.err("watch oom", e))?;
+        let efd = crate::sys::eventfd().map_err(|e| self.err("watch oom", e))?;
+        let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
+        std::fs::write(dir.join("cgroup.event_control"), line).map_err(|e| self.err("watch oom", e))?;
+        Ok(Some((efd, dir.join("memory.oom_control"))))
+    }
+
     /// Applies the limits to the cgroup as it is.
     pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let m = self.manager()?;

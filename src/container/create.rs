@@ -262,6 +262,17 @@ impl Shim {
         let stdin = if terminal { None } else { stdio.take_stdin_feed() };
         let out = Outputs { logger: undo.logger.take(), console, stdin };
         let init = Process::new(spawned, phase, io, stdio.into_keepers(), out);
+        let oom = match cgroup.oom_eventfd() {
+            Ok(Some(fd)) => super::oom::Oom::start(fd, self.events.clone(), id)
+                .map_err(|e| log::warn!("create {id}: watch oom: {e}"))
+                .ok(),
+            Ok(None) => None,
+            Err(e) => {
+                log::warn!("create {id}: {e}");
+                None
+            }
+        };
+        let oom_watch = oom.as_ref().map(|o| o.watch.clone());
         let c = Arc::new(Container {
             id: id.to_string(),
             bundle: req.bundle.clone(),
@@ -272,9 +283,10 @@ impl Shim {
             rootfs_mount: undo.rootfs.take(),
             state_dir,
             confinement,
+            oom,
         });
         *undo = Undo::default();
-        self.publish_exit_on(&init, exited, id, "");
+        self.publish_exit_on(&init, exited, (id, ""), oom_watch);
         if let Ok(mut m) = self.containers.lock() {
             m.insert(id.to_string(), c.clone());
         }

@@ -101,7 +101,7 @@ impl Shim {
         };
         let stdin = if process_terminal { None } else { stdio.take_stdin_feed() };
         let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), Outputs { logger, console, stdin });
-        self.publish_exit_on(&p, exited, id, eid);
+        self.publish_exit_on(&p, exited, (id, eid), None);
         if let Ok(mut m) = c.execs.lock() {
             m.insert(eid.to_string(), p);
         }

@@ -6,6 +6,7 @@ mod create;
 mod exec;
 pub mod hooks;
 pub mod lifecycle;
+mod oom;
 mod process;
 
 use std::collections::HashMap;
@@ -61,6 +62,7 @@ pub struct Container {
     rootfs_mount: Option<PathBuf>,
     state_dir: PathBuf,
     confinement: Confinement,
+    oom: Option<oom::Oom>,
 }
 
 /// Takes the pty master the init left at CONSOLE_FD (before it execs: the
@@ -339,11 +341,22 @@ impl Shim {
     }
 
     /// TaskExit for `p` of container `id` (its exec id, or the container id for the init).
-    fn publish_exit_on(&self, p: &Arc<Process>, rx: tokio::sync::oneshot::Receiver<u32>, id: &str, exec_id: &str) {
+    /// `oom`: the init's container's OOM watch, drained first so TaskOOM
+    /// precedes the TaskExit of an OOM-killed init.
+    fn publish_exit_on(
+        &self,
+        p: &Arc<Process>,
+        rx: tokio::sync::oneshot::Receiver<u32>,
+        (id, exec_id): (&str, &str),
+        oom: Option<Arc<oom::OomWatch>>,
+    ) {
         let events = self.events.clone();
         let (container_id, event_id, pid) =
             (id.to_string(), if exec_id.is_empty() { id } else { exec_id }.to_string(), p.pid as u32);
         p.watch_exit(rx, move |exit| {
+            if let Some(w) = &oom {
+                w.drain();
+            }
             events.publish(
                 topics::TASK_EXIT_EVENT_TOPIC,
                 &TaskExit {
@@ -367,6 +380,9 @@ impl Container {
     /// Everything the container held on the host but its state, best effort
     /// and logged: the init is already dead, so nothing here can be refused by it.
     fn release(&self) {
+        if let Some(oom) = &self.oom {
+            oom.stop();
+        }
         if let Err(e) = self.cgroup.destroy(Duration::from_secs(3)) {
             log::warn!("delete {}: {e}", self.id);
         }
