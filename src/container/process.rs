@@ -49,7 +49,7 @@ struct Inner {
     chan: Option<(ParentEnd, Phase)>,
 }
 
-/// What the process's output goes through besides containerd's fifos.
+/// What the process's stdio goes through besides containerd's fifos.
 #[derive(Default)]
 pub struct Outputs {
     pub logger: Option<Logger>,
