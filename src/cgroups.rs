@@ -159,6 +159,15 @@ impl Cgroup {
         Ok(pids.into_iter().map(|p| p.as_raw()).collect())
     }
 
+    /// The cgroup's figures (libcgroups), on a cgroup v1 host; v2 is not
+    /// converted yet.
+    pub fn stats(&self) -> Result<libcgroups::stats::Stats, CgroupError> {
+        if !v1_host() {
+            return Err(self.err("stats", "cgroup v2 metrics are not supported yet"));
+        }
+        self.manager()?.stats().map_err(|e| self.err("stats", e))
+    }
+
     /// Freezes (or thaws) every process in the cgroup: v1 freezer.state,
     /// v2 cgroup.freeze, through libcgroups.
     pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {

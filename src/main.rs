@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod hooks;
 mod logger;
+mod metrics;
 mod mountopts;
 mod options;
 mod pump;

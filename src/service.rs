@@ -224,8 +224,18 @@ impl Task for TaskService {
         }
     }
 
-    async fn stats(&self, _: &TtrpcContext, _: api::StatsRequest) -> R<api::StatsResponse> {
+    async fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> R<api::StatsResponse> {
         self.shim.touch();
-        unimplemented("Stats")
+        match self.shim.stats(&req.id) {
+            Ok(m) => {
+                let value = m.write_to_bytes().unwrap_or_default();
+                let any = Any { type_url: crate::metrics::V1_TYPE_URL.into(), value, ..Default::default() };
+                Ok(api::StatsResponse {
+                    stats: containerd_shim_protos::protobuf::MessageField::some(any),
+                    ..Default::default()
+                })
+            }
+            Err(e) => fail(e),
+        }
     }
 }

@@ -263,6 +263,13 @@ impl Shim {
         Ok(())
     }
 
+    /// Stats: the container's cgroup figures as containerd's metrics type.
+    pub fn stats(&self, id: &str) -> Result<containerd_shim_protos::cgroups::metrics::Metrics, TaskError> {
+        let c = self.get(id)?;
+        let s = c.cgroup.stats().map_err(|e| TaskError::internal("stats", id, "cgroup", e))?;
+        Ok(crate::metrics::v1(&s))
+    }
+
     /// Update: new `LinuxResources` (JSON, as containerd sends them) for a
     /// live container. The kernel's refusal is the error, and what it
     /// refused keeps its old value.

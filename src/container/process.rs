@@ -237,6 +237,10 @@ impl Process {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        let left = unread();
+        if left > 0 {
+            log::warn!("pid {}: {left} bytes of output unread by containerd; letting go of the fifos", self.pid);
+        }
         if let Ok(mut k) = self.keepers.lock() {
             k.release();
         }

@@ -1,0 +1,158 @@
+//! Stats as containerd reads them: libcgroups' figures turned into
+//! `io.containerd.cgroups.v1.Metrics` (a cgroup v1 host). Pure code.
+
+use containerd_shim_protos::cgroups::metrics::{
+    BlkIOEntry, BlkIOStat, CPUStat, CPUUsage, HugetlbStat, MemoryEntry, MemoryStat, Metrics, PidsStat, Throttle,
+};
+use containerd_shim_protos::protobuf::MessageField;
+use libcgroups::stats::{BlkioDeviceStat, MemoryData, Stats};
+
+pub const V1_TYPE_URL: &str = "io.containerd.cgroups.v1.Metrics";
+
+pub fn v1(s: &Stats) -> Metrics {
+    let mut hugetlb: Vec<HugetlbStat> = s
+        .hugetlb
+        .iter()
+        .map(|(size, h)| HugetlbStat {
+            usage: h.usage,
+            max: h.max_usage,
+            failcnt: h.fail_count,
+            pagesize: size.clone(),
+            ..Default::default()
+        })
+        .collect();
+    hugetlb.sort_by(|a, b| a.pagesize.cmp(&b.pagesize));
+    Metrics {
+        hugetlb,
+        pids: MessageField::some(PidsStat { current: s.pids.current, limit: s.pids.limit, ..Default::default() }),
+        cpu: MessageField::some(CPUStat {
+            usage: MessageField::some(CPUUsage {
+                total: s.cpu.usage.usage_total,
+                kernel: s.cpu.usage.usage_kernel,
+                user: s.cpu.usage.usage_user,
+                per_cpu: s.cpu.usage.per_core_usage_total.clone(),
+                ..Default::default()
+            }),
+            throttling: MessageField::some(Throttle {
+                periods: s.cpu.throttling.periods,
+                throttled_periods: s.cpu.throttling.throttled_periods,
+                throttled_time: s.cpu.throttling.throttled_time,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        memory: MessageField::some(memory(s)),
+        blkio: MessageField::some(BlkIOStat {
+            io_service_bytes_recursive: blkio(&s.blkio.service_bytes),
+            io_serviced_recursive: blkio(&s.blkio.serviced),
+            io_queued_recursive: blkio(&s.blkio.queued),
+            io_service_time_recursive: blkio(&s.blkio.service_time),
+            io_wait_time_recursive: blkio(&s.blkio.wait_time),
+            io_merged_recursive: blkio(&s.blkio.merged),
+            io_time_recursive: blkio(&s.blkio.time),
+            sectors_recursive: blkio(&s.blkio.sectors),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn entry(d: &MemoryData) -> MessageField<MemoryEntry> {
+    MessageField::some(MemoryEntry {
+        limit: d.limit,
+        usage: d.usage,
+        max: d.max_usage,
+        failcnt: d.fail_count,
+        ..Default::default()
+    })
+}
+
+fn memory(s: &Stats) -> MemoryStat {
+    let m = &s.memory;
+    let stat = |k: &str| m.stats.get(k).copied().unwrap_or(0);
+    MemoryStat {
+        cache: stat("cache"),
+        rss: stat("rss"),
+        rss_huge: stat("rss_huge"),
+        mapped_file: stat("mapped_file"),
+        dirty: stat("dirty"),
+        writeback: stat("writeback"),
+        pg_pg_in: stat("pgpgin"),
+        pg_pg_out: stat("pgpgout"),
+        pg_fault: stat("pgfault"),
+        pg_maj_fault: stat("pgmajfault"),
+        inactive_anon: stat("inactive_anon"),
+        active_anon: stat("active_anon"),
+        inactive_file: stat("inactive_file"),
+        active_file: stat("active_file"),
+        unevictable: stat("unevictable"),
+        hierarchical_memory_limit: stat("hierarchical_memory_limit"),
+        hierarchical_swap_limit: stat("hierarchical_memsw_limit"),
+        total_cache: stat("total_cache"),
+        total_rss: stat("total_rss"),
+        total_rss_huge: stat("total_rss_huge"),
+        total_mapped_file: stat("total_mapped_file"),
+        total_dirty: stat("total_dirty"),
+        total_writeback: stat("total_writeback"),
+        total_pg_pg_in: stat("total_pgpgin"),
+        total_pg_pg_out: stat("total_pgpgout"),
+        total_pg_fault: stat("total_pgfault"),
+        total_pg_maj_fault: stat("total_pgmajfault"),
+        total_inactive_anon: stat("total_inactive_anon"),
+        total_active_anon: stat("total_active_anon"),
+        total_inactive_file: stat("total_inactive_file"),
+        total_active_file: stat("total_active_file"),
+        total_unevictable: stat("total_unevictable"),
+        usage: entry(&m.memory),
+        swap: entry(&m.memswap),
+        kernel: entry(&m.kernel),
+        kernel_tcp: entry(&m.kernel_tcp),
+        ..Default::default()
+    }
+}
+
+fn blkio(list: &[BlkioDeviceStat]) -> Vec<BlkIOEntry> {
+    list.iter()
+        .map(|d| BlkIOEntry {
+            op: d.op_type.clone().unwrap_or_default(),
+            major: d.major,
+            minor: d.minor,
+            value: d.value,
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libcgroups::stats::HugeTlbStats;
+
+    #[test]
+    fn v1_metrics_carry_libcgroups_figures() {
+        let mut s = Stats::default();
+        s.cpu.usage.usage_total = 1_000;
+        s.cpu.usage.usage_user = 600;
+        s.cpu.usage.usage_kernel = 400;
+        s.cpu.usage.per_core_usage_total = vec![700, 300];
+        s.cpu.throttling.throttled_periods = 3;
+        s.pids.current = 2;
+        s.pids.limit = 100;
+        s.memory.memory = MemoryData { usage: 4096, max_usage: 8192, fail_count: 1, limit: 65536 };
+        s.memory.stats = [("cache".to_string(), 12), ("rss".to_string(), 34), ("total_pgfault".to_string(), 56)].into();
+        s.hugetlb = [("2MB".to_string(), HugeTlbStats { usage: 1, max_usage: 2, fail_count: 3 })].into();
+        s.blkio.service_bytes = vec![BlkioDeviceStat { major: 8, minor: 0, op_type: Some("Read".into()), value: 512 }];
+        let m = v1(&s);
+        let cpu = m.cpu.usage.as_ref().expect("cpu");
+        assert_eq!((cpu.total, cpu.user, cpu.kernel, cpu.per_cpu.clone()), (1_000, 600, 400, vec![700, 300]));
+        assert_eq!(m.cpu.throttling.throttled_periods, 3);
+        assert_eq!((m.pids.current, m.pids.limit), (2, 100));
+        let mem = &m.memory;
+        assert_eq!((mem.cache, mem.rss, mem.total_pg_fault), (12, 34, 56));
+        assert_eq!((mem.usage.usage, mem.usage.max, mem.usage.failcnt, mem.usage.limit), (4096, 8192, 1, 65536));
+        assert_eq!(m.hugetlb[0].pagesize, "2MB");
+        assert_eq!((m.hugetlb[0].usage, m.hugetlb[0].max, m.hugetlb[0].failcnt), (1, 2, 3));
+        let b = &m.blkio.io_service_bytes_recursive[0];
+        assert_eq!((b.op.as_str(), b.major, b.minor, b.value), ("Read", 8, 0, 512));
+    }
+}
