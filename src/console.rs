@@ -33,7 +33,7 @@ impl Console {
     /// Starts copying: `stdin` (a fifo path, may be empty) into the master,
     /// the master into `stdout` (a fifo path, may be empty).
     pub fn start(master: OwnedFd, stdin: &str, stdout: &str) -> io::Result<Console> {
-        sys::set_nonblocking(master.as_raw_fd())?;
+        sys::set_nonblocking(master.as_raw_fd(), true)?;
         let master = Arc::new(sys::async_fd(master)?);
         let (done_tx, drained) = oneshot::channel();
         let out = open_fifo(stdout, true)?;
@@ -87,12 +87,15 @@ fn open_fifo(path: &str, write: bool) -> io::Result<Option<AsyncFd<OwnedFd>>> {
     if path.is_empty() {
         return Ok(None);
     }
-    let path = path.strip_prefix("fifo://").unwrap_or(path);
+    let which = if write { "stdout" } else { "stdin" };
+    let path = crate::stdio::fifo_path(which, path).map_err(|e| io::Error::other(format!("{which} {path}: {e}")))?;
     // O_RDWR: never blocks on open, never EOF or EPIPE while containerd's
     // end comes and goes.
-    let f =
-        std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("{} fifo {path}: {e}", if write { "stdout" } else { "stdin" }))
-        })?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{which} fifo {path}: {e}")))?;
     Ok(Some(sys::async_fd(OwnedFd::from(f))?))
 }

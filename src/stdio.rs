@@ -18,7 +18,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,23 +106,29 @@ impl Keepers {
     }
 }
 
+/// The fifo a plain path or `fifo://` URI names; anything else is refused.
+pub fn fifo_path<'a>(which: &str, uri: &'a str) -> Result<&'a str, String> {
+    let path = match uri.split_once("://") {
+        None => uri,
+        Some(("fifo", p)) => p,
+        Some((scheme, _)) => return Err(format!("{scheme}:// is not a stdio URI the shim knows for {which}")),
+    };
+    let md = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !md.file_type().is_fifo() {
+        return Err("not a fifo".into());
+    }
+    Ok(path)
+}
+
 fn open_stdin(uri: &str) -> Result<(OwnedFd, Option<StdinFeed>), StdioError> {
     let err = |detail: String| StdioError { which: "stdin", path: uri.to_string(), detail };
     if uri.is_empty() {
         return open_one("stdin", uri, false).map(|(f, _)| (f, None));
     }
-    let path = match uri.split_once("://") {
-        None => uri,
-        Some(("fifo", p)) => p,
-        Some((scheme, _)) => return Err(err(format!("{scheme}:// is not a stdio URI the shim knows for stdin"))),
-    };
-    let md = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
-    if !md.file_type().is_fifo() {
-        return Err(err("not a fifo".into()));
-    }
+    let path = fifo_path("stdin", uri).map_err(err)?;
     let fifo = open(path, true, false, true).map_err(|e| err(e.to_string()))?;
     let (r, w) = crate::sys::pipe().map_err(|e| err(e.to_string()))?;
-    crate::sys::set_nonblocking(w.as_raw_fd()).map_err(|e| err(e.to_string()))?;
+    crate::sys::set_nonblocking(w.as_raw_fd(), true).map_err(|e| err(e.to_string()))?;
     Ok((r, Some(StdinFeed { fifo: fifo.into(), pipe: w })))
 }
 
@@ -132,20 +138,14 @@ fn open_one(which: &'static str, uri: &str, write: bool) -> Result<(OwnedFd, Opt
         let f = OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| err(e.to_string()))?;
         return Ok((f.into(), None));
     }
-    let path = match uri.split_once("://") {
-        None => uri,
-        Some(("fifo", p)) => p,
-        Some(("file", p)) if write => return append_to(p).map(|f| (f, None)).map_err(err),
-        Some((scheme, _)) => return Err(err(format!("{scheme}:// is not a stdio URI the shim knows for {which}"))),
-    };
-    let md = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
-    if !md.file_type().is_fifo() {
-        return Err(err("not a fifo".into()));
+    if let Some(p) = uri.strip_prefix("file://").filter(|_| write) {
+        return append_to(p).map(|f| (f, None)).map_err(err);
     }
+    let path = fifo_path(which, uri).map_err(err)?;
     // O_RDWR on a fifo never blocks and counts as both a reader and a writer.
     let keeper = open(path, true, true, false).map_err(|e| err(e.to_string()))?;
     let end = open(path, !write, write, true).map_err(|e| err(e.to_string()))?;
-    crate::sys::set_blocking(end.as_raw_fd()).map_err(|e| err(e.to_string()))?;
+    crate::sys::set_nonblocking(end.as_raw_fd(), false).map_err(|e| err(e.to_string()))?;
     Ok((end.into(), Some(keeper.into())))
 }
 
@@ -211,8 +211,8 @@ fn percent_decode(s: &str) -> Result<String, String> {
 fn start_logger(rest: &str, owner: &Owner) -> Result<(OwnedFd, OwnedFd, u32), String> {
     use std::os::fd::AsFd;
     let (path, args) = logger_command(rest)?;
-    let md = std::fs::metadata(&path).map_err(|e| format!("logging binary {path}: {e}"))?;
-    if !md.is_file() || md.permissions().mode() & 0o111 == 0 {
+    std::fs::metadata(&path).map_err(|e| format!("logging binary {path}: {e}"))?;
+    if !crate::sys::is_executable(Path::new(&path)) {
         return Err(format!("logging binary {path}: not an executable file"));
     }
     let (out_r, out_w) = crate::sys::pipe().map_err(|e| e.to_string())?;
@@ -256,6 +256,7 @@ fn open(path: &str, read: bool, write: bool, nonblock: bool) -> std::io::Result<
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
 
     fn mkfifo(name: &str) -> String {
         let p = std::env::temp_dir().join(format!("myshim-stdio-{name}-{}", std::process::id()));

@@ -2,7 +2,6 @@
 //! parser, value checks (spec) and hook plan (hooks::Kind) that Create uses,
 //! so the explanation cannot drift from the behaviour.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{Hooks, Spec};
@@ -150,15 +149,15 @@ fn plan_one(
         Where::Runtime => hook.path().clone(),
         Where::Container => in_container(hook.path(), rootfs, binds),
     };
-    let md = std::fs::metadata(&checked).ok();
+    let exists = checked.exists();
     let default = hooks::run::DEFAULT_TIMEOUT.as_secs();
     PlannedHook {
         kind,
         index,
         path: hook.path().clone(),
         args: hook.args().clone().unwrap_or_default(),
-        exists: md.is_some(),
-        executable: md.is_some_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0),
+        exists,
+        executable: crate::sys::is_executable(&checked),
         checked,
         timeout_secs: hook.timeout().map_or(default, |t| t.max(0) as u64),
         timeout_default: hook.timeout().is_none(),

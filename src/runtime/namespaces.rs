@@ -79,7 +79,7 @@ impl NsPlan {
         let theirs = |name: &str| PathBuf::from(format!("/proc/{init_pid}/ns/{name}"));
         let differs = |name: &str| {
             let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
-            theirs(name).exists() && !same_file(&theirs(name), &ours)
+            theirs(name).exists() && !crate::sys::same_file(&theirs(name), &ours)
         };
         let order = [
             (libc::CLONE_NEWUSER, "user"),
@@ -107,14 +107,6 @@ fn time_offsets(spec: &Spec) -> String {
         .iter()
         .map(|(clock, o)| format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0)))
         .collect()
-}
-
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    }
 }
 
 /// The id maps of a new user namespace, as /proc/PID/{uid,gid}_map take them.

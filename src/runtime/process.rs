@@ -5,7 +5,6 @@
 //! personality; the seccomp filter last if there is no_new_privs.
 
 use std::ffi::CString;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -230,7 +229,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// execvp's lookup, done before Create returns so a missing binary fails
 /// Create (as with runc) instead of surfacing as exit 127 after Start.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
-    let is_exec = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let is_exec = sys::is_executable;
     if name.contains('/') {
         return match std::fs::metadata(name) {
             Err(e) => Err(InitError::Msg(format!("exec: {name:?}: {e}"))),

@@ -258,7 +258,9 @@ fn check_sysctl(key: &str, namespaces: &[LinuxNamespace]) -> Result<(), SpecErro
     }
     if key.starts_with("net.") {
         return match own(LinuxNamespaceType::Network) {
-            Some(ns) if ns.path().as_ref().is_some_and(|p| is_own_netns(p)) => {
+            Some(ns)
+                if ns.path().as_ref().is_some_and(|p| crate::sys::same_file(p, Path::new("/proc/self/ns/net"))) =>
+            {
                 Err(invalid(format!("{at}: not allowed in the host's network namespace")))
             }
             Some(_) => Ok(()),
@@ -274,14 +276,6 @@ fn check_sysctl(key: &str, namespaces: &[LinuxNamespace]) -> Result<(), SpecErro
 
 fn selinux_enabled() -> bool {
     Path::new("/sys/fs/selinux/enforce").exists()
-}
-
-fn is_own_netns(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(theirs), Ok(ours)) = (std::fs::metadata(path), std::fs::metadata("/proc/self/ns/net")) else {
-        return false;
-    };
-    (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino())
 }
 
 #[cfg(test)]

@@ -419,12 +419,19 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
 }
 
 /// Clears O_NONBLOCK so a reader/writer in the container blocks as usual.
-pub fn set_blocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl get/set flags on a caller-provided fd.
-    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as libc::c_int;
-    // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } as libc::c_long)?;
-    Ok(())
+/// Whether `path` is a file someone may execute (execvp's test).
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether two paths name the same file (namespace files included).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// Bytes waiting in a pipe (FIONREAD).
