@@ -71,12 +71,32 @@ fn kill_all_kills_every_process() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(pids.len() >= 3, "expected sh and two sleeps in the cgroup: {pids:?}");
+    // A host process moved into the container's cgroups: in the cgroup,
+    // outside the container's pid namespace tree.
+    let mut escaped = std::process::Command::new("sleep").arg("1000").spawn().expect("host sleep");
+    for dir in cgroups_of(id) {
+        std::fs::write(dir.join("cgroup.procs"), escaped.id().to_string()).expect("join the container's cgroup");
+    }
     let k = ctr(&["task", "kill", "-a", "-s", "KILL", id]);
     assert!(k.status.success(), "{}", text(&k.stderr));
     wait_status(id, "STOPPED");
     for pid in pids {
         assert!(wait_gone(pid, Duration::from_secs(5)), "pid {pid} survived kill -a");
     }
+    let mut status = None;
+    for _ in 0..250 {
+        status = escaped.try_wait().expect("wait host sleep");
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if status.is_none() {
+        let _ = escaped.kill();
+        let _ = escaped.wait();
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGKILL), "the escaped process survived kill -a");
     assert!(ctr(&["task", "delete", id]).status.success());
     assert!(ctr(&["container", "rm", id]).status.success());
     assert_no_leftovers(id);

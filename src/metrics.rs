@@ -1,18 +1,32 @@
-//! Stats as containerd reads them: libcgroups' figures turned into
-//! `io.containerd.cgroups.v1.Metrics` (a cgroup v1 host). Pure code.
+//! Stats as containerd reads them: a cgroup's figures turned into
+//! `io.containerd.cgroups.v1.Metrics` on a v1 host and
+//! `io.containerd.cgroups.v2.Metrics` on a v2 host. Pure code.
 
 use containerd_shim_protos::cgroups::metrics::{
     BlkIOEntry, BlkIOStat, CPUStat, CPUUsage, HugetlbStat, MemoryEntry, MemoryStat, Metrics, PidsStat, Throttle,
 };
+use containerd_shim_protos::cgroups_v2::metrics as v2m;
+use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::protobuf::MessageField;
-use libcgroups::stats::{BlkioDeviceStat, MemoryData, Stats};
+use libcgroups::stats::{BlkioDeviceStat, MemoryData, PSIStats, Stats};
+
+use crate::cgroups::CgroupStats;
 
 pub const V1_TYPE_URL: &str = "io.containerd.cgroups.v1.Metrics";
+pub const V2_TYPE_URL: &str = "io.containerd.cgroups.v2.Metrics";
+
+/// The metrics message for the host's cgroup version: its type URL and bytes.
+pub fn encode(s: &CgroupStats) -> Result<(&'static str, Vec<u8>), String> {
+    let bytes = match s {
+        CgroupStats::V1(stats) => v1(stats).write_to_bytes(),
+        CgroupStats::V2(stats, events) => v2(stats, events).write_to_bytes(),
+    }
+    .map_err(|e| format!("encode metrics: {e}"))?;
+    Ok((if matches!(s, CgroupStats::V1(_)) { V1_TYPE_URL } else { V2_TYPE_URL }, bytes))
+}
 
 pub fn v1(s: &Stats) -> Metrics {
-    let mut hugetlb: Vec<HugetlbStat> = s
-        .hugetlb
-        .iter()
+    let hugetlb = by_page_size(s)
         .map(|(size, h)| HugetlbStat {
             usage: h.usage,
             max: h.max_usage,
@@ -21,7 +35,6 @@ pub fn v1(s: &Stats) -> Metrics {
             ..Default::default()
         })
         .collect();
-    hugetlb.sort_by(|a, b| a.pagesize.cmp(&b.pagesize));
     Metrics {
         hugetlb,
         pids: MessageField::some(PidsStat { current: s.pids.current, limit: s.pids.limit, ..Default::default() }),
@@ -55,6 +68,13 @@ pub fn v1(s: &Stats) -> Metrics {
         }),
         ..Default::default()
     }
+}
+
+/// Huge page figures in page-size order (libcgroups keeps them in a map).
+fn by_page_size(s: &Stats) -> impl Iterator<Item = (&String, &libcgroups::stats::HugeTlbStats)> {
+    let mut sizes: Vec<_> = s.hugetlb.iter().collect();
+    sizes.sort_by(|a, b| a.0.cmp(b.0));
+    sizes.into_iter()
 }
 
 fn entry(d: &MemoryData) -> MessageField<MemoryEntry> {
@@ -121,6 +141,125 @@ fn blkio(list: &[BlkioDeviceStat]) -> Vec<BlkIOEntry> {
             ..Default::default()
         })
         .collect()
+}
+
+/// cgroup v2: cpu in microseconds as cpu.stat gives them, memory.stat's
+/// keys by name, io per device, memory.events as they stand.
+pub fn v2(s: &Stats, events: &std::collections::HashMap<String, u64>) -> v2m::Metrics {
+    let event = |k: &str| events.get(k).copied().unwrap_or(0);
+    let hugetlb = by_page_size(s)
+        .map(|(size, h)| v2m::HugeTlbStat {
+            current: h.usage,
+            max: h.max_usage,
+            failcnt: h.fail_count,
+            pagesize: size.clone(),
+            ..Default::default()
+        })
+        .collect();
+    v2m::Metrics {
+        pids: MessageField::some(v2m::PidsStat { current: s.pids.current, limit: s.pids.limit, ..Default::default() }),
+        cpu: MessageField::some(v2m::CPUStat {
+            usage_usec: s.cpu.usage.usage_total,
+            user_usec: s.cpu.usage.usage_user,
+            system_usec: s.cpu.usage.usage_kernel,
+            nr_periods: s.cpu.throttling.periods,
+            nr_throttled: s.cpu.throttling.throttled_periods,
+            throttled_usec: s.cpu.throttling.throttled_time,
+            psi: psi(&s.cpu.psi),
+            ..Default::default()
+        }),
+        memory: MessageField::some(memory_v2(s)),
+        io: MessageField::some(v2m::IOStat { usage: io_v2(s), psi: psi(&s.blkio.psi), ..Default::default() }),
+        hugetlb,
+        memory_events: MessageField::some(v2m::MemoryEvents {
+            low: event("low"),
+            high: event("high"),
+            max: event("max"),
+            oom: event("oom"),
+            oom_kill: event("oom_kill"),
+            oom_group_kill: event("oom_group_kill"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn psi(p: &PSIStats) -> MessageField<v2m::PSIStats> {
+    let data = |d: &libcgroups::stats::PSIData| {
+        MessageField::some(v2m::PSIData { avg10: d.avg10, avg60: d.avg60, avg300: d.avg300, ..Default::default() })
+    };
+    MessageField::some(v2m::PSIStats { some: data(&p.some), full: data(&p.full), ..Default::default() })
+}
+
+fn memory_v2(s: &Stats) -> v2m::MemoryStat {
+    let m = &s.memory;
+    let stat = |k: &str| m.stats.get(k).copied().unwrap_or(0);
+    v2m::MemoryStat {
+        anon: stat("anon"),
+        file: stat("file"),
+        kernel_stack: stat("kernel_stack"),
+        slab: stat("slab"),
+        sock: stat("sock"),
+        shmem: stat("shmem"),
+        file_mapped: stat("file_mapped"),
+        file_dirty: stat("file_dirty"),
+        file_writeback: stat("file_writeback"),
+        anon_thp: stat("anon_thp"),
+        inactive_anon: stat("inactive_anon"),
+        active_anon: stat("active_anon"),
+        inactive_file: stat("inactive_file"),
+        active_file: stat("active_file"),
+        unevictable: stat("unevictable"),
+        slab_reclaimable: stat("slab_reclaimable"),
+        slab_unreclaimable: stat("slab_unreclaimable"),
+        pgfault: stat("pgfault"),
+        pgmajfault: stat("pgmajfault"),
+        workingset_refault: stat("workingset_refault"),
+        workingset_activate: stat("workingset_activate"),
+        workingset_nodereclaim: stat("workingset_nodereclaim"),
+        pgrefill: stat("pgrefill"),
+        pgscan: stat("pgscan"),
+        pgsteal: stat("pgsteal"),
+        pgactivate: stat("pgactivate"),
+        pgdeactivate: stat("pgdeactivate"),
+        pglazyfree: stat("pglazyfree"),
+        pglazyfreed: stat("pglazyfreed"),
+        thp_fault_alloc: stat("thp_fault_alloc"),
+        thp_collapse_alloc: stat("thp_collapse_alloc"),
+        usage: m.memory.usage,
+        usage_limit: m.memory.limit,
+        max_usage: m.memory.max_usage,
+        swap_usage: m.memswap.usage,
+        swap_limit: m.memswap.limit,
+        swap_max_usage: m.memswap.max_usage,
+        psi: psi(&m.psi),
+        ..Default::default()
+    }
+}
+
+/// io.stat's per-device counters, one entry per device in device order
+/// (libcgroups splits them into read/write byte and operation lists).
+fn io_v2(s: &Stats) -> Vec<v2m::IOEntry> {
+    let mut devices: std::collections::BTreeMap<(u64, u64), v2m::IOEntry> = Default::default();
+    let mut add = |list: &[BlkioDeviceStat], bytes: bool| {
+        for d in list {
+            let e = devices.entry((d.major, d.minor)).or_insert_with(|| v2m::IOEntry {
+                major: d.major,
+                minor: d.minor,
+                ..Default::default()
+            });
+            match (d.op_type.as_deref(), bytes) {
+                (Some("read"), true) => e.rbytes = d.value,
+                (Some("write"), true) => e.wbytes = d.value,
+                (Some("read"), false) => e.rios = d.value,
+                (Some("write"), false) => e.wios = d.value,
+                _ => {}
+            }
+        }
+    };
+    add(&s.blkio.service_bytes, true);
+    add(&s.blkio.serviced, false);
+    devices.into_values().collect()
 }
 
 #[cfg(test)]

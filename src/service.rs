@@ -227,9 +227,8 @@ impl Task for TaskService {
     async fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> R<api::StatsResponse> {
         self.shim.touch();
         match self.shim.stats(&req.id) {
-            Ok(m) => {
-                let value = m.write_to_bytes().unwrap_or_default();
-                let any = Any { type_url: crate::metrics::V1_TYPE_URL.into(), value, ..Default::default() };
+            Ok((type_url, value)) => {
+                let any = Any { type_url: type_url.into(), value, ..Default::default() };
                 Ok(api::StatsResponse {
                     stats: containerd_shim_protos::protobuf::MessageField::some(any),
                     ..Default::default()

@@ -262,8 +262,8 @@ impl Shim {
         let stdin = if terminal { None } else { stdio.take_stdin_feed() };
         let out = Outputs { logger: undo.logger.take(), console, stdin };
         let init = Process::new(spawned, phase, io, stdio.into_keepers(), out);
-        let oom = match cgroup.oom_eventfd() {
-            Ok(Some(fd)) => super::oom::Oom::start(fd, self.events.clone(), id)
+        let oom = match cgroup.oom_source() {
+            Ok(Some(source)) => super::oom::Oom::start(source, self.events.clone(), id)
                 .map_err(|e| log::warn!("create {id}: watch oom: {e}"))
                 .ok(),
             Ok(None) => None,

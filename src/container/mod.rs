@@ -225,8 +225,10 @@ impl Shim {
     pub async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), TaskError> {
         let (c, p) = self.process(id, exec_id)?;
         let sig = signal as i32;
-        if all && exec_id.is_empty() && p.status().await.0 != Status::Stopped {
-            c.cgroup.signal_all(sig).map_err(|e| TaskError::internal("kill", id, "signal all", e))?;
+        let status = p.status().await.0;
+        if all && exec_id.is_empty() && status != Status::Stopped {
+            let paused = status == Status::Paused;
+            c.cgroup.signal_all(sig, paused).map_err(|e| TaskError::internal("kill", id, "signal all", e))?;
         }
         p.signal(sig).await.map_err(|e| match e {
             SignalError::Finished => TaskError::NotFound(format!("kill {}: {e}", who(id, exec_id))),
@@ -264,10 +266,11 @@ impl Shim {
     }
 
     /// Stats: the container's cgroup figures as containerd's metrics type.
-    pub fn stats(&self, id: &str) -> Result<containerd_shim_protos::cgroups::metrics::Metrics, TaskError> {
+    /// Returns the metrics type URL and the encoded message.
+    pub fn stats(&self, id: &str) -> Result<(&'static str, Vec<u8>), TaskError> {
         let c = self.get(id)?;
         let s = c.cgroup.stats().map_err(|e| TaskError::internal("stats", id, "cgroup", e))?;
-        Ok(crate::metrics::v1(&s))
+        crate::metrics::encode(&s).map_err(|e| TaskError::internal("stats", id, "metrics", e))
     }
 
     /// Update: new `LinuxResources` (JSON, as containerd sends them) for a

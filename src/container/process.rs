@@ -223,26 +223,48 @@ impl Process {
     /// then lets go of the fifos so those readers see EOF. A reader that
     /// makes no progress for DRAIN_STALL is taken to be gone.
     async fn drain_output(&self) {
-        let unread = || self.keepers.lock().map_or(0, |k| k.unread());
-        let (start, mut last, mut progress) = (Instant::now(), usize::MAX, Instant::now());
-        loop {
-            let n = unread();
-            if n == 0 || start.elapsed() > DRAIN_LIMIT {
-                break;
-            }
-            if n < last {
-                (last, progress) = (n, Instant::now());
-            } else if progress.elapsed() > DRAIN_STALL {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let left = unread();
+        self.output_read(DRAIN_LIMIT).await;
+        let left = self.keepers.lock().map_or(0, |k| k.unread());
         if left > 0 {
             log::warn!("pid {}: {left} bytes of output unread by containerd; letting go of the fifos", self.pid);
         }
         if let Ok(mut k) = self.keepers.lock() {
             k.release();
+        }
+    }
+
+    /// At exit: lets go of the fifos once the readers have taken the output,
+    /// so they see EOF before the client hears of the exit (ctr 1.6 exits
+    /// right after Delete and drops what its copier read but had not yet
+    /// written). Output nobody is reading (containerd restarting) stays
+    /// held until Delete.
+    async fn release_read_output(&self) {
+        if self.output_read(DRAIN_STALL).await {
+            if let Ok(mut k) = self.keepers.lock() {
+                k.release();
+            }
+        }
+    }
+
+    /// Whether the fifos' unread output reached zero within `limit`, the
+    /// readers never pausing longer than DRAIN_STALL.
+    async fn output_read(&self, limit: Duration) -> bool {
+        let unread = || self.keepers.lock().map_or(0, |k| k.unread());
+        let (start, mut last, mut progress) = (Instant::now(), usize::MAX, Instant::now());
+        loop {
+            let n = unread();
+            if n == 0 {
+                return true;
+            }
+            if start.elapsed() > limit {
+                return false;
+            }
+            if n < last {
+                (last, progress) = (n, Instant::now());
+            } else if progress.elapsed() > DRAIN_STALL {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
@@ -263,6 +285,7 @@ impl Process {
             if let Some(drained) = console {
                 drained.await;
             }
+            p.release_read_output().await;
             let mut inner = p.inner.lock().await;
             inner.chan = None;
             if inner.life.exited(exit) {

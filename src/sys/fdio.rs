@@ -5,7 +5,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
-use super::cvt;
+use std::path::Path;
+
+use super::{cpath, cvt};
 
 /// One message with one fd attached (SCM_RIGHTS).
 pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
@@ -157,4 +159,26 @@ pub fn eventfd() -> io::Result<OwnedFd> {
     let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as libc::c_long)?;
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A non-blocking, close-on-exec inotify fd watching `path` for writes
+/// (cgroup v2 control files signal their changes this way).
+pub fn inotify_modify(path: &Path) -> io::Result<OwnedFd> {
+    let c = cpath(path)?;
+    // SAFETY: integer flags; the result is a fresh fd.
+    let fd = cvt(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) } as libc::c_long)?;
+    // SAFETY: fresh fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: a valid fd and NUL-terminated path.
+    cvt(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) } as libc::c_long)?;
+    Ok(fd)
+}
+
+/// USER_HZ, the unit of cgroup v1's cpuacct.stat.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a constant.
+    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as u64,
+        _ => 100,
+    }
 }

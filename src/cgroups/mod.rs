@@ -2,6 +2,10 @@
 //! removed. Only path strings are kept; managers are made per use because
 //! making one is cheap and they are not all `Send`.
 
+#[cfg(test)]
+mod fixtures;
+mod read;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -26,7 +30,23 @@ pub struct CgroupError {
 #[derive(Clone)]
 pub struct Cgroup {
     path: PathBuf,
+    /// Where the v2 hierarchy is mounted (a fixture tree in tests).
+    v2_root: PathBuf,
     manager: Arc<OnceLock<AnyCgroupManager>>,
+}
+
+/// A cgroup's figures as the host's cgroup version gives them: v2 adds
+/// memory.events, which libcgroups does not read.
+pub enum CgroupStats {
+    V1(libcgroups::stats::Stats),
+    V2(libcgroups::stats::Stats, HashMap<String, u64>),
+}
+
+/// What tells the OOM killer acted: an fd that becomes readable, and the
+/// file whose `oom_kill` counter says how often.
+pub struct OomSource {
+    pub fd: std::os::fd::OwnedFd,
+    pub counter: PathBuf,
 }
 
 /// The cgroupsPath a config asks for, or containerd's default `/<ns>/<id>`.
@@ -53,13 +73,22 @@ pub fn path_for(spec_path: Option<&Path>, namespace: &str, id: &str) -> Result<P
 
 impl Cgroup {
     pub fn new(path: PathBuf) -> Cgroup {
-        Cgroup { path, manager: Arc::default() }
+        Cgroup { path, v2_root: PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT), manager: Arc::default() }
     }
 
-    /// A cgroup over a given manager: fixture trees in tests.
+    /// A v2 cgroup in a fixture tree at `root`.
     #[cfg(test)]
-    fn with_manager(path: PathBuf, manager: AnyCgroupManager) -> Cgroup {
-        Cgroup { path, manager: Arc::new(OnceLock::from(manager)) }
+    fn v2_fixture(root: &Path, path: &str) -> Cgroup {
+        let m = libcgroups::v2::manager::Manager::new(root.to_path_buf(), PathBuf::from(path)).expect("v2 manager");
+        Cgroup {
+            path: PathBuf::from(path),
+            v2_root: root.to_path_buf(),
+            manager: Arc::new(OnceLock::from(AnyCgroupManager::V2(m))),
+        }
+    }
+
+    fn v2_dir(&self) -> PathBuf {
+        self.v2_root.join(self.path.strip_prefix("/").unwrap_or(&self.path))
     }
 
     fn err(&self, what: &'static str, detail: impl ToString) -> CgroupError {
@@ -106,20 +135,28 @@ impl Cgroup {
         }
     }
 
-    /// v1: an eventfd the kernel signals when the OOM killer acts in this
-    /// cgroup (memory.oom_control registered through cgroup.event_control).
-    /// None where there is no v1 memory controller (v2 is not watched yet).
-    /// Returns the eventfd and the memory.oom_control path.
-    pub fn oom_eventfd(&self) -> Result<Option<(std::os::fd::OwnedFd, PathBuf)>, CgroupError> {
+    /// What signals an OOM kill in this cgroup: on v1 an eventfd registered
+    /// for memory.oom_control through cgroup.event_control; on v2 an inotify
+    /// watch on memory.events. None without a memory controller.
+    pub fn oom_source(&self) -> Result<Option<OomSource>, CgroupError> {
         use std::os::fd::AsRawFd;
+        let fail = |e: std::io::Error| self.err("watch oom", e);
+        if !v1_host() {
+            let counter = self.v2_dir().join("memory.events");
+            if !counter.exists() {
+                return Ok(None);
+            }
+            let fd = crate::sys::inotify_modify(&counter).map_err(fail)?;
+            return Ok(Some(OomSource { fd, counter }));
+        }
         let Ok(mounts) = v1_mounts() else { return Ok(None) };
-        let Some(mount) = mounts.get("memory").filter(|_| v1_host()) else { return Ok(None) };
+        let Some(mount) = mounts.get("memory") else { return Ok(None) };
         let dir = mount.join(self.path.strip_prefix("/").unwrap_or(&self.path));
-        let control = std::fs::File::open(dir.join("memory.oom_control")).map_err(|e| self.err("watch oom", e))?;
-        let efd = crate::sys::eventfd().map_err(|e| self.err("watch oom", e))?;
-        let line = format!("{} {}", efd.as_raw_fd(), control.as_raw_fd());
-        std::fs::write(dir.join("cgroup.event_control"), line).map_err(|e| self.err("watch oom", e))?;
-        Ok(Some((efd, dir.join("memory.oom_control"))))
+        let control = std::fs::File::open(dir.join("memory.oom_control")).map_err(fail)?;
+        let fd = crate::sys::eventfd().map_err(fail)?;
+        let line = format!("{} {}", fd.as_raw_fd(), control.as_raw_fd());
+        std::fs::write(dir.join("cgroup.event_control"), line).map_err(fail)?;
+        Ok(Some(OomSource { fd, counter: dir.join("memory.oom_control") }))
     }
 
     /// Applies the limits to the cgroup as it is.
@@ -159,13 +196,20 @@ impl Cgroup {
         Ok(pids.into_iter().map(|p| p.as_raw()).collect())
     }
 
-    /// The cgroup's figures (libcgroups), on a cgroup v1 host; v2 is not
-    /// converted yet.
-    pub fn stats(&self) -> Result<libcgroups::stats::Stats, CgroupError> {
-        if !v1_host() {
-            return Err(self.err("stats", "cgroup v2 metrics are not supported yet"));
+    /// The cgroup's figures: on v1 read from its files (`read`), on v2 by
+    /// libcgroups plus memory.events.
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        if v1_host() {
+            let mounts = v1_mounts().map_err(|e| self.err("stats", e))?;
+            return v1_stats(mounts, &self.path).map(CgroupStats::V1).map_err(|e| self.err("stats", e));
         }
-        self.manager()?.stats().map_err(|e| self.err("stats", e))
+        self.stats_v2()
+    }
+
+    fn stats_v2(&self) -> Result<CgroupStats, CgroupError> {
+        let stats = self.manager()?.stats().map_err(|e| self.err("stats", e))?;
+        let events = read::flat(&self.v2_dir().join("memory.events")).map_err(|e| self.err("stats", e))?;
+        Ok(CgroupStats::V2(stats, events))
     }
 
     /// Freezes (or thaws) every process in the cgroup: v1 freezer.state,
@@ -175,13 +219,29 @@ impl Cgroup {
         self.manager()?.freeze(state).map_err(|e| self.err(if frozen { "freeze" } else { "thaw" }, e))
     }
 
-    /// Signals every process in the cgroup (those that left the container's
-    /// pid namespace tree too).
-    pub fn signal_all(&self, sig: i32) -> Result<(), CgroupError> {
-        for pid in self.pids().unwrap_or_default() {
-            let _ = crate::sys::kill(pid, sig);
+    /// Signals every process in the cgroup, those outside the container's
+    /// pid namespace tree too. SIGKILL through v2's cgroup.kill where the
+    /// kernel has it (5.14+); otherwise the cgroup is frozen while it is
+    /// listed and signalled, so nothing forks past the list, and thawed
+    /// after unless it was `paused` (a frozen process takes the signal on
+    /// Resume; SIGKILL's caller thaws).
+    pub fn signal_all(&self, sig: i32, paused: bool) -> Result<(), CgroupError> {
+        if sig == libc::SIGKILL && !v1_host() {
+            let kill = self.v2_dir().join("cgroup.kill");
+            if kill.exists() {
+                return std::fs::write(&kill, "1").map_err(|e| self.err("kill all", e));
+            }
         }
-        Ok(())
+        // Without a freezer the signal still goes, to the processes listed.
+        let froze = !paused && self.freeze(true).is_ok();
+        let listed = self.pids();
+        for pid in listed.as_deref().unwrap_or_default() {
+            let _ = crate::sys::kill(*pid, sig);
+        }
+        if froze {
+            self.freeze(false)?;
+        }
+        listed.map(|_| ())
     }
 
     /// SIGKILLs what is left, waits (bounded) for it to go, removes the cgroup.
@@ -274,6 +334,11 @@ fn v1_dirs(mounts: &V1Mounts, path: &Path) -> Vec<PathBuf> {
     unique.into_iter().collect()
 }
 
+fn v1_stats(mounts: &V1Mounts, path: &Path) -> Result<libcgroups::stats::Stats, String> {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    read::v1_stats(|controller| mounts.get(controller).map(|m| m.join(rel)))
+}
+
 /// A v1 cpuset cgroup takes no task until cpus and mems are set: each
 /// directory from the hierarchy root down to `path` inherits its parent's.
 fn fill_cpuset(mount: &Path, path: &Path) -> std::io::Result<()> {
@@ -339,42 +404,6 @@ mod tests {
         let e = path_for(Some(Path::new("system.slice:nerdctl:abc")), "n", "abc").unwrap_err();
         assert!(e.to_string().contains("systemd cgroup paths"), "{e}");
         assert!(path_for(Some(Path::new("/a/../../etc")), "n", "c").is_err());
-    }
-
-    /// A cgroup v2 tree as the kernel shows it: the root's controllers, and
-    /// control files that a real cgroupfs would create with each directory.
-    fn v2_fixture(name: &str) -> PathBuf {
-        let root = std::env::temp_dir().join(format!("myshim-cg2-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("default/c1")).expect("mkdir");
-        std::fs::write(root.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n").expect("controllers");
-        for dir in ["", "default"] {
-            std::fs::write(root.join(dir).join("cgroup.subtree_control"), "").expect("subtree_control");
-        }
-        for f in ["cgroup.procs", "memory.max", "memory.low", "memory.swap.max", "pids.max", "cpu.max", "cpu.weight"] {
-            std::fs::write(root.join("default/c1").join(f), "").expect("control file");
-        }
-        root
-    }
-
-    #[test]
-    fn v2_enter_places_the_pid_and_writes_the_limits() {
-        let root = v2_fixture("enter");
-        let m = libcgroups::v2::manager::Manager::new(root.clone(), PathBuf::from("/default/c1")).expect("manager");
-        let cg = Cgroup::with_manager(PathBuf::from("/default/c1"), AnyCgroupManager::V2(m));
-        let r: LinuxResources = serde_json::from_value(serde_json::json!({
-            "memory": {"limit": 33554432},
-            "pids": {"limit": 64},
-            "cpu": {"quota": 50000, "period": 100000}
-        }))
-        .expect("resources");
-        cg.enter(4242, Some(&r)).expect("enter");
-        let read = |f: &str| std::fs::read_to_string(root.join("default/c1").join(f)).expect("read");
-        assert_eq!(read("cgroup.procs").trim(), "4242");
-        assert_eq!(read("memory.max").trim(), "33554432");
-        assert_eq!(read("pids.max").trim(), "64");
-        assert_eq!(read("cpu.max").trim(), "50000 100000");
-        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
     #[test]
