@@ -61,11 +61,13 @@ fn unusable_cgroups_path_fails_create() {
     let id = "bad-cgroup";
     let root = rootfs(id);
     let mut s = spec(id, &root, &["true"]);
-    s["linux"]["cgroupsPath"] = json!("system.slice:myshim:bad-cgroup");
+    // systemd's form, but the slice is not a slice.
+    s["linux"]["cgroupsPath"] = json!("system:myshim:bad-cgroup");
     let out = run_spec(id, &s);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("linux.cgroupsPath") && err.contains("system.slice:myshim:bad-cgroup"), "{err}");
+    assert!(err.contains("linux.cgroupsPath") && err.contains("system:myshim:bad-cgroup"), "{err}");
+    assert!(err.contains("the slice must end in .slice"), "{err}");
     remove(id);
     assert_no_leftovers(id);
 }

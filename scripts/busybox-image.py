@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Builds a busybox OCI image layout tarball from the host's busybox-static,
-with no registry and no docker: `busybox-image.py OUT.tar REF`.
+with no registry and no docker: `busybox-image.py OUT.tar REF [CMD_JSON]`.
 The result is deterministic (fixed mtimes, numeric owners, sorted entries)."""
 import gzip, hashlib, io, json, os, subprocess, sys, tarfile
 
 out, ref = sys.argv[1], sys.argv[2]
+cmd = json.loads(sys.argv[3]) if len(sys.argv) > 3 else ["sh"]
 busybox = "/bin/busybox"
 applets = [a for a in subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split() if a != "busybox"]
 
@@ -44,7 +45,7 @@ def digest(b):
 
 config = json.dumps({
     "architecture": "amd64", "os": "linux",
-    "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+    "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
     "rootfs": {"type": "layers", "diff_ids": [digest(layer_tar)]},
 }, sort_keys=True).encode()
 manifest = json.dumps({

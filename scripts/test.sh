@@ -16,8 +16,9 @@ build_shim
 
 DIR=$(mktemp -d /tmp/myshim-test.XXXXXX)
 trap 'stop_containerd "$DIR" || true' EXIT
-start_containerd "$DIR"
+MYSHIM_CRI=1 start_containerd "$DIR"
 import_image myshim-test
+import_k8s_images
 
 say "integration tests against $(containerd --version | awk '{print $3}')"
 MYSHIM_TEST_CTR="$CTR_ADDR" MYSHIM_TEST_IMAGE="$MYSHIM_IMAGE_REF" MYSHIM_TEST_DIR="$DIR" \
@@ -36,8 +37,14 @@ fi
 if awk -v d="$DIR/root" 'index($5, d) == 1' /proc/self/mountinfo | grep -q .; then
     echo "leaked mounts:"; awk -v d="$DIR/root" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo; leaks=1
 fi
-if find /sys/fs/cgroup/*/myshim-test -mindepth 1 -maxdepth 1 -type d 2>/dev/null | grep -q .; then
-    echo "leaked cgroups:"; find /sys/fs/cgroup/*/myshim-test -mindepth 1 -maxdepth 1 -type d; leaks=1
+# Pods' cgroups (myshim-k8s/burstable/pod*) are the Kubernetes tests' to
+# remove, as kubelet's; containers' below them the runtimes'.
+cgroup_leaks() {
+    find /sys/fs/cgroup/*/myshim-test -mindepth 1 -maxdepth 1 -type d 2>/dev/null
+    find /sys/fs/cgroup/*/myshim-k8s -mindepth 2 -type d 2>/dev/null
+}
+if cgroup_leaks | grep -q .; then
+    echo "leaked cgroups:"; cgroup_leaks; leaks=1
 fi
 if find "$DIR/myshim" -mindepth 3 -maxdepth 3 -type d 2>/dev/null | grep -q .; then
     echo "leaked state:"; find "$DIR/myshim" -mindepth 3 -maxdepth 3 -type d; leaks=1

@@ -58,14 +58,17 @@ fn start(args: &ShimArgs, ttrpc_address: Option<&str>) -> Result<String, String>
         return Err("start: -id and -namespace are required".into());
     }
     let root = state_root();
-    let socket = socket_path(&root, &args.address, &args.namespace, &args.id);
+    let group = group_of(Path::new("config.json")).unwrap_or_else(|| args.id.clone());
+    let socket = socket_path(&root, &args.address, &args.namespace, &group);
     let address = format!("unix://{}", socket.display());
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("start: mkdir {}: {e}", dir.display()))?;
     }
     if socket.exists() {
         if UnixStream::connect(&socket).is_ok() {
-            // Already served (containerd retrying, or a pod's shim).
+            // Already served: containerd retrying, or the shim of this
+            // container's pod, which serves it too.
+            let _ = std::fs::write("address", &address);
             return Ok(address);
         }
         let _ = std::fs::remove_file(&socket);
@@ -94,9 +97,45 @@ fn start(args: &ShimArgs, ttrpc_address: Option<&str>) -> Result<String, String>
     Ok(address)
 }
 
+/// Annotations that put a container in a group served by one shim: CRI's
+/// sandbox id (a pod's containers share their sandbox's shim), and the
+/// group label the runc shim honours.
+const GROUP_ANNOTATIONS: [&str; 2] = ["io.kubernetes.cri.sandbox-id", "io.containerd.runc.v2.group"];
+
+/// The group the bundle's config.json names, if any. An unreadable config
+/// is left for Create to report.
+fn group_of(config: &Path) -> Option<String> {
+    let text = std::fs::read(config).ok()?;
+    let spec: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let annotations = spec.get("annotations")?;
+    GROUP_ANNOTATIONS.iter().find_map(|k| annotations.get(k)?.as_str().filter(|v| !v.is_empty()).map(str::to_string))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_containers_are_grouped_by_their_sandbox() {
+        let dir = std::env::temp_dir().join(format!("myshim-group-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let config = dir.join("config.json");
+        let with = |annotations: serde_json::Value| {
+            std::fs::write(&config, serde_json::json!({"ociVersion": "1.0.2", "annotations": annotations}).to_string())
+                .expect("write");
+            group_of(&config)
+        };
+        let cri =
+            serde_json::json!({"io.kubernetes.cri.sandbox-id": "sb1", "io.kubernetes.cri.container-type": "container"});
+        assert_eq!(with(cri).as_deref(), Some("sb1"));
+        assert_eq!(with(serde_json::json!({"io.containerd.runc.v2.group": "g"})).as_deref(), Some("g"));
+        assert_eq!(with(serde_json::json!({"other": "x"})), None);
+        assert_eq!(with(serde_json::json!({"io.kubernetes.cri.sandbox-id": ""})), None);
+        std::fs::write(&config, "{not json").expect("write");
+        assert_eq!(group_of(&config), None, "Create reports a broken config, not start");
+        assert_eq!(group_of(&dir.join("absent.json")), None);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 
     #[test]
     fn socket_paths_are_short_and_distinct() {

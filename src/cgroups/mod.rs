@@ -50,25 +50,67 @@ pub struct OomSource {
 }
 
 /// The cgroupsPath a config asks for, or containerd's default `/<ns>/<id>`.
-/// Relative paths are taken from the hierarchy root; systemd `slice:prefix:name`
-/// paths need systemd, which this host's cgroup setup does not offer, so they
-/// are refused rather than created as a literal directory.
+/// Relative paths are taken from the hierarchy root. A systemd
+/// `slice:prefix:name` path (nerdctl writes one without any runtime option)
+/// is refused where systemd runs (its driver is not here yet: a directory
+/// behind systemd's back would be a misplacement); without systemd it is
+/// placed on cgroupfs where systemd would put it: `/system.slice/nerdctl-ID.scope`.
 pub fn path_for(spec_path: Option<&Path>, namespace: &str, id: &str) -> Result<PathBuf, CgroupError> {
     let Some(p) = spec_path.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(PathBuf::from("/").join(namespace).join(id));
     };
     let s = p.to_string_lossy();
+    let refuse = |detail: String| CgroupError { path: s.to_string(), what: "resolve", detail };
     if !p.is_absolute() && s.split(':').count() == 3 {
-        return Err(CgroupError {
-            path: s.into_owned(),
-            what: "resolve",
-            detail: "systemd cgroup paths (slice:prefix:name) are not supported on this host yet".into(),
-        });
+        if Path::new("/run/systemd/system").is_dir() {
+            return Err(refuse(
+                "systemd cgroup paths (slice:prefix:name) need the systemd cgroup driver, which the shim does not \
+                 have yet; give an absolute cgroupfs path"
+                    .into(),
+            ));
+        }
+        let path = systemd_path(&s).map_err(refuse)?;
+        log::info!("cgroup {s}: systemd is not running; using {} on cgroupfs", path.display());
+        return Ok(path);
     }
     if s.split('/').any(|c| c == "..") {
-        return Err(CgroupError { path: s.into_owned(), what: "resolve", detail: "must not contain '..'".into() });
+        return Err(refuse("must not contain '..'".into()));
     }
     Ok(PathBuf::from("/").join(p))
+}
+
+/// Where systemd puts `slice:prefix:name`: the slice expanded by its dashes
+/// (`a-b.slice` is `/a.slice/a-b.slice`), then the unit, `prefix-name.scope`
+/// (or `name` itself when it is a slice).
+fn systemd_path(s: &str) -> Result<PathBuf, String> {
+    let mut parts = s.splitn(3, ':');
+    let (slice, prefix, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let bad = |what: &str| format!("not a valid systemd cgroup path: {what}");
+    if name.is_empty() || [slice, prefix, name].iter().any(|p| p.contains('/') || *p == "..") {
+        return Err(bad("slice:prefix:name needs a name, and no part may hold '/'"));
+    }
+    let mut path = PathBuf::from("/");
+    if !slice.is_empty() && slice != "-.slice" {
+        let base = slice.strip_suffix(".slice").ok_or_else(|| bad("the slice must end in .slice"))?;
+        if base.is_empty() || base.starts_with('-') || base.ends_with('-') || base.contains("--") {
+            return Err(bad("the slice's name has a misplaced '-'"));
+        }
+        let mut so_far = String::new();
+        for part in base.split('-') {
+            if !so_far.is_empty() {
+                so_far.push('-');
+            }
+            so_far.push_str(part);
+            path.push(format!("{so_far}.slice"));
+        }
+    }
+    let unit = match (name.ends_with(".slice"), prefix.is_empty()) {
+        (true, _) => name.to_string(),
+        (false, true) => format!("{name}.scope"),
+        (false, false) => format!("{prefix}-{name}.scope"),
+    };
+    path.push(unit);
+    Ok(path)
 }
 
 impl Cgroup {
@@ -400,10 +442,31 @@ mod tests {
     }
 
     #[test]
-    fn systemd_and_escaping_paths_are_refused() {
-        let e = path_for(Some(Path::new("system.slice:nerdctl:abc")), "n", "abc").unwrap_err();
-        assert!(e.to_string().contains("systemd cgroup paths"), "{e}");
+    fn escaping_paths_are_refused() {
         assert!(path_for(Some(Path::new("/a/../../etc")), "n", "c").is_err());
+    }
+
+    #[test]
+    fn systemd_paths_land_where_systemd_would_put_them() {
+        let p = |s: &str| systemd_path(s).map(|p| p.display().to_string());
+        assert_eq!(p("system.slice:nerdctl:abc").as_deref(), Ok("/system.slice/nerdctl-abc.scope"));
+        assert_eq!(
+            p("kubepods-burstable-pod1.slice:cri-containerd:c1").as_deref(),
+            Ok("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-c1.scope")
+        );
+        assert_eq!(p(":docker:abc").as_deref(), Ok("/docker-abc.scope"));
+        assert_eq!(p("-.slice::abc").as_deref(), Ok("/abc.scope"));
+        assert_eq!(p("user.slice:x:sub.slice").as_deref(), Ok("/user.slice/sub.slice"));
+        for bad in [
+            "system:nerdctl:abc",
+            "a--b.slice:p:n",
+            "-a.slice:p:n",
+            "system.slice:p:",
+            "system.slice:p:a/b",
+            "system.slice:..:x",
+        ] {
+            assert!(systemd_path(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
