@@ -53,6 +53,26 @@ pub fn bundle(name: &str) -> std::path::PathBuf {
     b
 }
 
+/// A bundle whose config.json is the default spec running `args` on a
+/// fresh rootfs, checked clean.
+pub fn sleeping_bundle(id: &str, args: &[&str]) -> std::path::PathBuf {
+    let b = bundle(&format!("bundle-{id}"));
+    let s = spec(id, &rootfs(id), args);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&b);
+    b
+}
+
+/// Connect, Create and Start of `bundle`'s container: the shim's pid.
+pub async fn create_started(c: &TaskClient, id: &str, bundle: &Path) -> u32 {
+    use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, StartRequest};
+    let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+    let req = CreateTaskRequest { id: id.into(), bundle: bundle.to_string_lossy().into(), ..Default::default() };
+    c.create(ctx(), &req).await.expect("Create");
+    c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+    shim
+}
+
 pub async fn client(address: &str) -> TaskClient {
     TaskClient::new(Client::connect(address).await.expect("dial the shim"))
 }
@@ -74,15 +94,12 @@ pub fn rt() -> tokio::runtime::Runtime {
 /// through the shim, with no stdio: for configs containerd 1.6 would change
 /// (its spec types drop keys newer than runtime-spec 1.0.2). The exit status.
 pub fn run_direct(id: &str, bundle: &Path) -> u32 {
-    use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, DeleteRequest, StartRequest, WaitRequest};
+    use containerd_shim_protos::api::{DeleteRequest, WaitRequest};
     assert_checks_clean(bundle);
     let addr = text(&start(bundle, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest { id: id.into(), bundle: bundle.to_string_lossy().into(), ..Default::default() };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let shim = create_started(&c, id, bundle).await;
         let status =
             c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait").exit_status;
         c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");

@@ -7,9 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use containerd_shim_protos::api::{
-    ConnectRequest, CreateTaskRequest, DeleteRequest, ExecProcessRequest, KillRequest, StartRequest, WaitRequest,
-};
+use containerd_shim_protos::api::{DeleteRequest, ExecProcessRequest, KillRequest, StartRequest, WaitRequest};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::MessageField;
 use serde_json::{json, Value};
@@ -174,17 +172,12 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_thousand_execs_grow_neither_fds_nor_memory() {
     let id = "soak-execs";
-    let b = bundle(&format!("bundle-{id}"));
-    let s = spec(id, &rootfs(id), &["sleep", "1000"]);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    let b = sleeping_bundle(id, &["sleep", "1000"]);
     let addr = text(&start(&b, id, None));
     let n = env_count("SOAK_EXECS", 1000);
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest { id: id.into(), bundle: b.to_string_lossy().into(), ..Default::default() };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let shim = create_started(&c, id, &b).await;
         let process = json!({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
         let exec = |i: usize| {
             let any = Any {

@@ -99,20 +99,14 @@ fn a_terminal_exec_gets_its_own_pts_and_size() {
     use containerd_shim_protos::protobuf::MessageField;
 
     let id = "tty-exec";
-    let b = bundle(&format!("bundle-{id}"));
-    let root = rootfs(id);
-    let s = spec(id, &root, &["sleep", "1000"]);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    let b = sleeping_bundle(id, &["sleep", "1000"]);
     let stdout = b.join("exec-stdout");
     fifo(&stdout);
     let mut out = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdout).expect("out");
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest { id: id.into(), bundle: b.to_string_lossy().into(), ..Default::default() };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let shim = create_started(&c, id, &b).await;
         let process = json!({
             "args": ["sh", "-c", "tty; stty size"], "cwd": "/", "env": ["PATH=/bin"], "terminal": true,
             "consoleSize": {"height": 10, "width": 40}, "user": {"uid": 0, "gid": 0}

@@ -2,9 +2,7 @@
 //! update`): new limits reach the cgroup files; a limit the kernel refuses
 //! fails with its reason and the old value stays.
 
-use containerd_shim_protos::api::{
-    ConnectRequest, CreateTaskRequest, DeleteRequest, KillRequest, StartRequest, UpdateTaskRequest, WaitRequest,
-};
+use containerd_shim_protos::api::{DeleteRequest, KillRequest, UpdateTaskRequest, WaitRequest};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::MessageField;
 use serde_json::json;
@@ -28,17 +26,11 @@ fn cgroup_file(controller: &str, id: &str, file: &str) -> String {
 #[test]
 fn update_changes_the_cgroup_and_an_impossible_one_changes_nothing() {
     let id = "update-limits";
-    let b = bundle(&format!("bundle-{id}"));
-    let s = spec(id, &rootfs(id), &["sleep", "1000"]);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
-    assert_checks_clean(&b);
+    let b = sleeping_bundle(id, &["sleep", "1000"]);
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest { id: id.into(), bundle: b.to_string_lossy().into(), ..Default::default() };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let shim = create_started(&c, id, &b).await;
 
         let up = UpdateTaskRequest {
             id: id.into(),
