@@ -83,6 +83,7 @@ pub async fn run(inv: Invocation<'_>, ns: Option<&ContainerNs>, reaper: &Reaper)
         }
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    sys::die_with_parent(&mut cmd);
     if ns.is_none() {
         cmd.current_dir(inv.cwd);
     }

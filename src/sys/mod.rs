@@ -577,6 +577,21 @@ pub fn spawn_in_namespaces(
     cmd.spawn()
 }
 
+/// The spawned child is SIGKILLed if the shim dies first: a hook must not
+/// outlive the shim that waits for it (containerd's cleanup cannot reach it).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Writes what fits into a pipe without blocking, then leaves it: a reader
 /// that never reads must not stall the shim.
 pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {
