@@ -70,6 +70,15 @@ fn pid_in(file: &std::path::Path) -> i32 {
     }
 }
 
+/// Once the hook has written its pid (the RPC that runs it is in flight),
+/// `kill`; the hook's pid.
+async fn hook_then(pid_file: &std::path::Path, kill: impl FnOnce()) -> i32 {
+    let f = pid_file.to_path_buf();
+    let pid = tokio::task::spawn_blocking(move || pid_in(&f)).await.expect("hook pid");
+    kill();
+    pid
+}
+
 fn die_at(step: Step) {
     use crate::direct::*;
     use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, DeleteRequest, StartRequest, WaitRequest};
@@ -105,15 +114,7 @@ fn die_at(step: Step) {
                     let c = c.clone();
                     async move { c.create(ctx(), &create).await }
                 });
-                doomed.push(
-                    tokio::task::spawn_blocking({
-                        let f = hook_pid.clone();
-                        move || pid_in(&f)
-                    })
-                    .await
-                    .expect("hook pid"),
-                );
-                kill_shim(shim);
+                doomed.push(hook_then(&hook_pid, || kill_shim(shim)).await);
                 assert!(pending.await.expect("join").is_err(), "Create cannot succeed without its shim");
             }
             Step::BetweenCreateAndStart => {
@@ -129,15 +130,7 @@ fn die_at(step: Step) {
                     let c = c.clone();
                     async move { c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await }
                 });
-                doomed.push(
-                    tokio::task::spawn_blocking({
-                        let f = hook_pid.clone();
-                        move || pid_in(&f)
-                    })
-                    .await
-                    .expect("hook pid"),
-                );
-                kill_shim(shim);
+                doomed.push(hook_then(&hook_pid, || kill_shim(shim)).await);
                 assert!(pending.await.expect("join").is_err(), "Delete cannot answer without its shim");
             }
         }
