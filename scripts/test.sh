@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --quiet --all-targets -- -D warnings
 say "unit tests"
-cargo test --quiet --bins
+cargo test --quiet --lib --bins
 build_shim
 
 DIR=$(mktemp -d /tmp/myshim-test.XXXXXX)
@@ -51,6 +51,9 @@ if find "$DIR/myshim" -mindepth 3 -maxdepth 3 -type d 2>/dev/null | grep -q .; t
 fi
 [ "$leaks" = 0 ] || { echo "leak check: FAILED"; exit 1; }
 echo "leak check: ok"
+
+say "fuzzing (scripts/fuzz.sh: each target ${FUZZ_SECONDS:-60} s)"
+bash "$MYSHIM_REPO/scripts/fuzz.sh"
 
 say "benchmark smoke run (scripts/bench.sh --quick: every figure produced, no timing asserted)"
 bash "$MYSHIM_REPO/scripts/bench.sh" --quick </dev/null

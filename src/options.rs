@@ -49,12 +49,41 @@ fn from_runtime_options(value: &[u8]) -> Result<ShimOptions, String> {
     let (origin, text) = if !body.is_empty() {
         ("config_body".to_string(), body)
     } else if !path.is_empty() {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{CRI}: config_path {path}: {e}"))?;
+        let text = read_config(&path).map_err(|e| format!("{CRI}: config_path {path}: {e}"))?;
         (format!("config_path {path}"), text)
     } else {
         return Ok(ShimOptions::default());
     };
     config(&text).map_err(|e| format!("{CRI}: {origin}: {e}"))
+}
+
+/// A config file: a regular file of at most 1 MiB (a fifo or /dev/zero
+/// named by mistake must not hang or swell the shim).
+fn read_config(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const MAX: u64 = 1 << 20;
+    // Looked at before it is opened: opening some devices acts (a watchdog
+    // starts, a tty hangs up); O_NONBLOCK: a fifo swapped in meanwhile must
+    // not wait for a writer.
+    if !std::fs::metadata(path).map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".into());
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let md = f.metadata().map_err(|e| e.to_string())?;
+    if !md.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut text = String::new();
+    f.take(MAX + 1).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX {
+        return Err(format!("larger than {MAX} bytes"));
+    }
+    Ok(text)
 }
 
 /// Our config: unknown keys are refused, since they are meant for us.
@@ -134,5 +163,18 @@ mod tests {
         let e = parse(Some(&any(CRI, [pb(2, "/no/such/myshim.json")].concat()))).unwrap_err();
         assert!(e.contains("config_path /no/such/myshim.json: No such file"), "{e}");
         assert!(parse(Some(&any(CRI, vec![0x0f]))).unwrap_err().contains("not a protobuf message"));
+    }
+
+    /// A config_path naming a device or a fifo: refused, neither read
+    /// forever nor waited on.
+    #[test]
+    fn config_paths_must_name_a_regular_file() {
+        let e = parse(Some(&any(CRI, [pb(2, "/dev/zero")].concat()))).unwrap_err();
+        assert!(e.ends_with("config_path /dev/zero: not a regular file"), "{e}");
+        let fifo = std::env::temp_dir().join(format!("myshim-opts-fifo-{}", std::process::id()));
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let e = parse(Some(&any(CRI, [pb(2, &fifo.to_string_lossy())].concat()))).unwrap_err();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        std::fs::remove_file(&fifo).expect("cleanup");
     }
 }

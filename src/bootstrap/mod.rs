@@ -2,7 +2,7 @@
 //! starts the serving daemon with the socket as fd 3, records its pid and
 //! address in the bundle, and answers with the address.
 
-mod params;
+pub(crate) mod params;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;

@@ -1,0 +1,93 @@
+//! containerd-shim-myshim-v2: a containerd shim v2 that is its own OCI
+//! runtime. The binary (`main.rs`) only calls `main` here; the library form
+//! lets the fuzz targets (`fuzz/`) reach the parsers through `fuzzing`.
+
+mod args;
+mod bootstrap;
+mod cgroups;
+mod check;
+mod cleanup;
+mod console;
+mod container;
+mod error;
+mod events;
+mod hooks;
+mod logger;
+mod metrics;
+mod mountopts;
+mod options;
+mod pump;
+mod reaper;
+mod runtime;
+mod server;
+mod service;
+mod spec;
+mod state;
+mod stdio;
+mod sys;
+mod wire;
+
+pub mod fuzzing;
+
+use std::io::Write;
+
+/// FNV-1a: a stable short name for paths (socket and state dirs); inputs come
+/// from containerd, so collision resistance against an adversary is not needed.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The shim's entry points, by argv: the init (re-exec'd as `myshim-init`),
+/// `check`, and containerd's `start`, `delete`, `serve`.
+pub fn main() {
+    if std::env::args_os().next().is_some_and(|a| a == runtime::init::ARG0) {
+        runtime::init::main();
+    }
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().is_some_and(|a| a == "check") {
+        std::process::exit(check::main(&argv[1..]));
+    }
+    let mut args = match args::parse(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("containerd-shim-myshim-v2: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match args.action.as_str() {
+        "start" => match bootstrap::run(&mut args) {
+            Ok(answer) => print_out(&answer),
+            Err(e) => fail(&e),
+        },
+        "delete" => match cleanup::run(&args) {
+            Ok(bytes) => print_out(&bytes),
+            Err(e) => fail(&e),
+        },
+        "serve" => server::run(&args),
+        "version" => print_out(format!("containerd-shim-myshim-v2 {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
+        other => fail(&format!("unknown action {other:?} (want start, delete, check)")),
+    };
+    std::process::exit(code);
+}
+
+fn print_out(bytes: &[u8]) -> i32 {
+    let mut out = std::io::stdout().lock();
+    if out.write_all(bytes).and_then(|()| out.flush()).is_err() {
+        return 1;
+    }
+    0
+}
+
+fn fail(msg: &str) -> i32 {
+    eprintln!("containerd-shim-myshim-v2: {msg}");
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fnv1a_is_stable() {
+        assert_eq!(super::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}
