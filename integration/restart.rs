@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use containerd_shim_protos::api::StateRequest;
+use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, StartRequest, StateRequest};
 
 use crate::direct::{client, ctx, rt};
 use crate::harness::*;
@@ -187,4 +187,51 @@ fn containers_and_their_exits_survive_a_containerd_restart() {
         .arg("-c")
         .arg(format!("awk '$5 ~ \"^{}\" {{print $5}}' /proc/self/mountinfo | sort -r | xargs -r umount", dir.display()))
         .status();
+}
+
+/// What containerd's absence means for output: its fifo readers are gone
+/// for a while. The shim holds the fifos open, so the container neither
+/// dies of SIGPIPE nor loses a line; the next reader gets the rest.
+#[test]
+fn output_written_while_nobody_reads_is_kept_for_the_next_reader() {
+    use containerd_shim_protos::api::{DeleteRequest, WaitRequest};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use crate::direct::*;
+    use crate::terminal::{fifo, read_until};
+
+    let id = "restart-output";
+    let script = "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; sleep 0.02; done";
+    let b = sleeping_bundle(id, &["sh", "-c", script]);
+    let stdout = b.join("stdout");
+    fifo(&stdout);
+    let open_reader =
+        || std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdout).expect("reader");
+    let mut reader = open_reader();
+    let addr = text(&start(&b, id, None));
+    let mut got = String::new();
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = CreateTaskRequest {
+            id: id.into(),
+            bundle: b.to_string_lossy().into(),
+            stdout: stdout.to_string_lossy().into(),
+            ..Default::default()
+        };
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        read_until(&mut reader, &mut got, "line 10\n");
+        drop(reader); // containerd is gone
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut again = open_reader(); // and back
+        read_until(&mut again, &mut got, "line 60\n");
+        let status = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        assert_eq!(status.exit_status, 0, "the container must not die of SIGPIPE");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    let want: String = (1..=60).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(got, want, "every line once, in order");
+    assert_no_leftovers(id);
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::direct::*;
 use crate::harness::*;
 
-fn fifo(path: &std::path::Path) {
+pub fn fifo(path: &std::path::Path) {
     let _ = std::fs::remove_file(path);
     let c = std::ffi::CString::new(path.to_string_lossy().as_bytes()).expect("path");
     // SAFETY: a valid C string.
@@ -25,7 +25,7 @@ fn fifo(path: &std::path::Path) {
 
 /// Reads from the (non-blocking) fifo until `want` shows up in everything
 /// read so far, or 10 s pass.
-fn read_until(r: &mut std::fs::File, got: &mut String, want: &str) {
+pub fn read_until(r: &mut std::fs::File, got: &mut String, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0u8; 4096];
     while !got.contains(want) {
