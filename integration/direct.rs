@@ -65,11 +65,24 @@ pub fn sleeping_bundle(id: &str, args: &[&str]) -> std::path::PathBuf {
 
 /// Connect, Create and Start of `bundle`'s container: the shim's pid.
 pub async fn create_started(c: &TaskClient, id: &str, bundle: &Path) -> u32 {
-    use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, StartRequest};
+    create_started_with(c, create_request(id, bundle)).await
+}
+
+/// A Create of `bundle`'s container with no stdio, to fill in further.
+pub fn create_request(id: &str, bundle: &Path) -> containerd_shim_protos::api::CreateTaskRequest {
+    containerd_shim_protos::api::CreateTaskRequest {
+        id: id.into(),
+        bundle: bundle.to_string_lossy().into(),
+        ..Default::default()
+    }
+}
+
+/// Connect, then `req`'s Create, then Start: the shim's pid.
+pub async fn create_started_with(c: &TaskClient, req: containerd_shim_protos::api::CreateTaskRequest) -> u32 {
+    use containerd_shim_protos::api::{ConnectRequest, StartRequest};
     let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-    let req = CreateTaskRequest { id: id.into(), bundle: bundle.to_string_lossy().into(), ..Default::default() };
     c.create(ctx(), &req).await.expect("Create");
-    c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+    c.start(ctx(), &StartRequest { id: req.id.clone(), ..Default::default() }).await.expect("Start");
     shim
 }
 

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
-use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, DeleteRequest, StartRequest, WaitRequest};
+use containerd_shim_protos::api::{CreateTaskRequest, DeleteRequest, WaitRequest};
 
 use crate::direct::*;
 use crate::harness::*;
@@ -23,15 +23,8 @@ fn a_reader_that_opens_after_the_exit_gets_all_output_and_then_eof() {
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest {
-            id: id.into(),
-            bundle: b.to_string_lossy().into(),
-            stdout: fifo.to_string_lossy().into(),
-            ..Default::default()
-        };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let req = CreateTaskRequest { stdout: fifo.to_string_lossy().into(), ..create_request(id, &b) };
+        let shim = create_started_with(&c, req).await;
         let w = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
         assert_eq!(w.exit_status, 0);
         // Only now does the reader open.
@@ -83,15 +76,8 @@ fn ten_megabytes_printed_before_the_exit_all_arrive() {
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest {
-            id: id.into(),
-            bundle: b.to_string_lossy().into(),
-            stdout: fifo.to_string_lossy().into(),
-            ..Default::default()
-        };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let req = CreateTaskRequest { stdout: fifo.to_string_lossy().into(), ..create_request(id, &b) };
+        let shim = create_started_with(&c, req).await;
         let w = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
         assert_eq!(w.exit_status, 0);
         c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");

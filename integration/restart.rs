@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use containerd_shim_protos::api::{ConnectRequest, CreateTaskRequest, StartRequest, StateRequest};
+use containerd_shim_protos::api::{CreateTaskRequest, StateRequest};
 
 use crate::direct::{client, ctx, rt};
 use crate::harness::*;
@@ -212,15 +212,8 @@ fn output_written_while_nobody_reads_is_kept_for_the_next_reader() {
     let mut got = String::new();
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let req = CreateTaskRequest {
-            id: id.into(),
-            bundle: b.to_string_lossy().into(),
-            stdout: stdout.to_string_lossy().into(),
-            ..Default::default()
-        };
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let req = CreateTaskRequest { stdout: stdout.to_string_lossy().into(), ..create_request(id, &b) };
+        let shim = create_started_with(&c, req).await;
         read_until(&mut reader, &mut got, "line 10\n");
         drop(reader); // containerd is gone
         tokio::time::sleep(Duration::from_millis(500)).await;
