@@ -150,7 +150,7 @@ fn an_init_that_exits_under_running_execs() {
     assert_no_leftovers(id);
 }
 
-/// 100 containers created, started and deleted concurrently against one
+/// 100 containers created, started and deleted at once against one
 /// containerd: each gets its own output and its own exit status.
 #[test]
 fn a_hundred_concurrent_containers_keep_their_stdio_and_status() {
@@ -161,7 +161,7 @@ fn a_hundred_concurrent_containers_keep_their_stdio_and_status() {
             strings(&["run", "--rm", "--runtime", RUNTIME, &img, &format!("many-{i}"), "sh", "-c", &script])
         })
         .collect();
-    let outs = ctr_batch(&jobs, 25);
+    let outs = ctr_batch(&jobs, 100);
     for (i, o) in outs.iter().enumerate() {
         assert_eq!(text(&o.stdout), format!("out-{i}\n"), "stdout of many-{i}");
         assert!(text(&o.stderr).contains(&format!("err-{i}\n")), "stderr of many-{i}: {}", text(&o.stderr));
@@ -170,4 +170,91 @@ fn a_hundred_concurrent_containers_keep_their_stdio_and_status() {
     for i in 0..100 {
         assert_no_leftovers(&format!("many-{i}"));
     }
+}
+
+/// A process at a chosen pid (clone3's set_tid, as root), running
+/// `sleep 30`: None if the pid is taken.
+fn sleeper_at(pid: i32) -> Option<i32> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    let tid = [pid];
+    let args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: tid.as_ptr() as u64,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    // Made before the clone: the child only execs.
+    let path = c"/bin/sleep";
+    let argv = [c"sleep".as_ptr(), c"30".as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: the child calls only execve and _exit (async-signal-safe) on
+    // memory prepared above; the parent gets the child's pid or -1.
+    let got = unsafe {
+        let r = libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>());
+        if r == 0 {
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+        r
+    };
+    (got > 0).then_some(got as i32)
+}
+
+/// An exec that has exited but is not yet deleted has a pid the kernel may
+/// hand to someone else. Kill it, with its pid now another process's: the
+/// shim says it has finished, and the other process lives (pidfds).
+#[test]
+fn a_recycled_pid_is_never_signalled() {
+    use containerd_shim_protos::api::{DeleteRequest, KillRequest, WaitRequest};
+
+    use crate::direct::*;
+
+    let id = "exit-pid-reuse";
+    let b = sleeping_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let (mut stranger, mut tries) = (None, 0);
+        while stranger.is_none() {
+            tries += 1;
+            assert!(tries <= 20, "no exec pid could be taken over");
+            let exec_id = format!("short{tries}");
+            let pid = exec_started(&c, id, &exec_id, &["true"]).await;
+            let wait = WaitRequest { id: id.into(), exec_id: exec_id.clone(), ..Default::default() };
+            assert_eq!(c.wait(ctx(), &wait).await.expect("Wait exec").exit_status, 0);
+            stranger = sleeper_at(pid as i32).map(|s| (s, exec_id));
+        }
+        let (sleeper, exec_id) = stranger.expect("a sleeper");
+        let kill = KillRequest { id: id.into(), exec_id: exec_id.clone(), signal: 9, ..Default::default() };
+        let e = c.kill(ctx(), &kill).await.expect_err("Kill of a finished exec");
+        assert!(format!("{e:?}").contains("finished"), "{e:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, without blocking.
+        assert_eq!(unsafe { libc::waitpid(sleeper, &mut status, libc::WNOHANG) }, 0, "the process at the pid died");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(sleeper), nix::sys::signal::SIGKILL).expect("kill sleeper");
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(sleeper, &mut status, 0) };
+        c.delete(ctx(), &DeleteRequest { id: id.into(), exec_id, ..Default::default() }).await.expect("Delete exec");
+        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
+        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    assert_no_leftovers(id);
 }

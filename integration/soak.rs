@@ -7,9 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use containerd_shim_protos::api::{DeleteRequest, ExecProcessRequest, KillRequest, StartRequest, WaitRequest};
-use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::MessageField;
+use containerd_shim_protos::api::{DeleteRequest, KillRequest, WaitRequest};
 use serde_json::{json, Value};
 
 use crate::direct::*;
@@ -178,25 +176,11 @@ fn a_thousand_execs_grow_neither_fds_nor_memory() {
     rt().block_on(async {
         let c = client(addr.trim()).await;
         let shim = create_started(&c, id, &b).await;
-        let process = json!({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
         let exec = |i: usize| {
-            let any = Any {
-                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
-                value: serde_json::to_vec(&process).expect("json"),
-                ..Default::default()
-            };
             let c = &c;
             async move {
                 let exec_id = format!("x{i}");
-                let req = ExecProcessRequest {
-                    id: id.into(),
-                    exec_id: exec_id.clone(),
-                    spec: MessageField::some(any),
-                    ..Default::default()
-                };
-                c.exec(ctx(), &req).await.expect("Exec");
-                let start = StartRequest { id: id.into(), exec_id: exec_id.clone(), ..Default::default() };
-                c.start(ctx(), &start).await.expect("Start exec");
+                exec_started(c, id, &exec_id, &["true"]).await;
                 let wait = WaitRequest { id: id.into(), exec_id: exec_id.clone(), ..Default::default() };
                 assert_eq!(c.wait(ctx(), &wait).await.expect("Wait exec").exit_status, 0);
                 let del = DeleteRequest { id: id.into(), exec_id, ..Default::default() };
