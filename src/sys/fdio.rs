@@ -182,3 +182,20 @@ pub fn clock_ticks() -> u64 {
         _ => 100,
     }
 }
+
+/// Writes what fits into a pipe without blocking, then leaves it: a reader
+/// that never reads must not stall the shim.
+pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {
+    if set_nonblocking(fd, true).is_err() {
+        return;
+    }
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: pointer and length of a live slice.
+        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        if n <= 0 {
+            break;
+        }
+        rest = &rest[n as usize..];
+    }
+}

@@ -591,22 +591,3 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
         });
     }
 }
-
-/// Writes what fits into a pipe without blocking, then leaves it: a reader
-/// that never reads must not stall the shim.
-pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {
-    // SAFETY: fcntl on a caller-provided fd.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: pointer and length of a live slice.
-        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
-        if n <= 0 {
-            break;
-        }
-        rest = &rest[n as usize..];
-    }
-}
