@@ -55,7 +55,7 @@ pub fn bundle(name: &str) -> std::path::PathBuf {
 
 /// A bundle whose config.json is the default spec running `args` on a
 /// fresh rootfs, checked clean.
-pub fn sleeping_bundle(id: &str, args: &[&str]) -> std::path::PathBuf {
+pub fn checked_bundle(id: &str, args: &[&str]) -> std::path::PathBuf {
     let b = bundle(&format!("bundle-{id}"));
     let s = spec(id, &rootfs(id), args);
     std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
@@ -102,6 +102,15 @@ pub async fn exec_started(c: &TaskClient, id: &str, exec_id: &str, args: &[&str]
     c.exec(ctx(), &req).await.expect("Exec");
     let start = StartRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
     c.start(ctx(), &start).await.expect("Start exec").pid
+}
+
+/// SIGKILL, Wait, Delete of container `id`, then Shutdown of its shim.
+pub async fn kill_delete_shutdown(c: &TaskClient, id: &str, shim: u32) {
+    use containerd_shim_protos::api::{DeleteRequest, KillRequest, WaitRequest};
+    c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
+    c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+    c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+    shutdown(c, shim).await;
 }
 
 pub async fn client(address: &str) -> TaskClient {

@@ -224,7 +224,7 @@ fn a_recycled_pid_is_never_signalled() {
     use crate::direct::*;
 
     let id = "exit-pid-reuse";
-    let b = sleeping_bundle(id, &["sleep", "1000"]);
+    let b = checked_bundle(id, &["sleep", "1000"]);
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
@@ -251,10 +251,7 @@ fn a_recycled_pid_is_never_signalled() {
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(sleeper, &mut status, 0) };
         c.delete(ctx(), &DeleteRequest { id: id.into(), exec_id, ..Default::default() }).await.expect("Delete exec");
-        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
-        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
-        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
-        shutdown(&c, shim).await;
+        kill_delete_shutdown(&c, id, shim).await;
     });
     assert_no_leftovers(id);
 }

@@ -14,10 +14,7 @@ use crate::harness::*;
 #[test]
 fn a_reader_that_opens_after_the_exit_gets_all_output_and_then_eof() {
     let id = "out-late-reader";
-    let b = bundle(id);
-    let spec = spec(id, &rootfs(id), &["sh", "-c", "echo first; echo last"]);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
-    assert_checks_clean(&b);
+    let b = checked_bundle(id, &["sh", "-c", "echo first; echo last"]);
     let fifo = b.join("stdout");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     let addr = text(&start(&b, id, None));
@@ -49,10 +46,7 @@ fn a_reader_that_opens_after_the_exit_gets_all_output_and_then_eof() {
 #[test]
 fn ten_megabytes_printed_before_the_exit_all_arrive() {
     let id = "out-10mb";
-    let b = bundle(id);
-    let spec = spec(id, &rootfs(id), &["sh", "-c", "head -c 10000000 /dev/zero | tr '\\0' x"]);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&spec).expect("spec")).expect("config");
-    assert_checks_clean(&b);
+    let b = checked_bundle(id, &["sh", "-c", "head -c 10000000 /dev/zero | tr '\\0' x"]);
     let fifo = b.join("stdout");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
     // A reader on its own thread, as containerd's is: a blocking open (it

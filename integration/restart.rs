@@ -202,7 +202,7 @@ fn output_written_while_nobody_reads_is_kept_for_the_next_reader() {
 
     let id = "restart-output";
     let script = "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; sleep 0.02; done";
-    let b = sleeping_bundle(id, &["sh", "-c", script]);
+    let b = checked_bundle(id, &["sh", "-c", script]);
     let stdout = b.join("stdout");
     fifo(&stdout);
     let open_reader =

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use containerd_shim_protos::api::{DeleteRequest, KillRequest, WaitRequest};
+use containerd_shim_protos::api::{DeleteRequest, WaitRequest};
 use serde_json::{json, Value};
 
 use crate::direct::*;
@@ -170,7 +170,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_thousand_execs_grow_neither_fds_nor_memory() {
     let id = "soak-execs";
-    let b = sleeping_bundle(id, &["sleep", "1000"]);
+    let b = checked_bundle(id, &["sleep", "1000"]);
     let addr = text(&start(&b, id, None));
     let n = env_count("SOAK_EXECS", 1000);
     rt().block_on(async {
@@ -201,10 +201,7 @@ fn a_thousand_execs_grow_neither_fds_nor_memory() {
         println!("soak: {n} execs; shim fds {fds_before} -> {fds_after}; RSS {rss_before} -> {rss_after} KiB");
         assert_eq!(fds_after, fds_before, "the shim's fds after {n} execs");
         assert!(rss_after <= rss_before + 64, "the shim's RSS grew: {rss_before} -> {rss_after} KiB");
-        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
-        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
-        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
-        shutdown(&c, shim).await;
+        kill_delete_shutdown(&c, id, shim).await;
     });
     assert_no_leftovers(id);
 }

@@ -94,12 +94,12 @@ fn a_terminal_init_gets_a_pts_its_size_resizes_input_and_eof() {
 
 #[test]
 fn a_terminal_exec_gets_its_own_pts_and_size() {
-    use containerd_shim_protos::api::{ExecProcessRequest, KillRequest};
+    use containerd_shim_protos::api::ExecProcessRequest;
     use containerd_shim_protos::protobuf::well_known_types::any::Any;
     use containerd_shim_protos::protobuf::MessageField;
 
     let id = "tty-exec";
-    let b = sleeping_bundle(id, &["sleep", "1000"]);
+    let b = checked_bundle(id, &["sleep", "1000"]);
     let stdout = b.join("exec-stdout");
     fifo(&stdout);
     let mut out = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdout).expect("out");
@@ -134,10 +134,7 @@ fn a_terminal_exec_gets_its_own_pts_and_size() {
         assert!(got.starts_with("/dev/pts/"), "{got:?}");
         let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
         c.delete(ctx(), &del).await.expect("Delete exec");
-        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
-        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
-        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
-        shutdown(&c, shim).await;
+        kill_delete_shutdown(&c, id, shim).await;
     });
     assert_no_leftovers(id);
 }

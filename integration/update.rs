@@ -2,7 +2,7 @@
 //! update`): new limits reach the cgroup files; a limit the kernel refuses
 //! fails with its reason and the old value stays.
 
-use containerd_shim_protos::api::{DeleteRequest, KillRequest, UpdateTaskRequest, WaitRequest};
+use containerd_shim_protos::api::UpdateTaskRequest;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::MessageField;
 use serde_json::json;
@@ -26,7 +26,7 @@ fn cgroup_file(controller: &str, id: &str, file: &str) -> String {
 #[test]
 fn update_changes_the_cgroup_and_an_impossible_one_changes_nothing() {
     let id = "update-limits";
-    let b = sleeping_bundle(id, &["sleep", "1000"]);
+    let b = checked_bundle(id, &["sleep", "1000"]);
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
@@ -61,10 +61,7 @@ fn update_changes_the_cgroup_and_an_impossible_one_changes_nothing() {
         let e = c.update(ctx(), &bad).await.expect_err("a negative limit");
         assert!(format!("{e:?}").contains("resources.memory.limit: -7 is not a limit"), "{e:?}");
 
-        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
-        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
-        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
-        shutdown(&c, shim).await;
+        kill_delete_shutdown(&c, id, shim).await;
     });
     assert_no_leftovers(id);
 }
