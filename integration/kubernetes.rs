@@ -96,7 +96,8 @@ async fn exec(cri: &mut Cri, id: &str, cmd: &[&str]) -> String {
     out
 }
 
-/// The serving shims in CRI's namespace started for any of `ids`.
+/// The serving shims in CRI's namespace started for any of `ids` (each is
+/// forked off its `start`, whose command line it keeps).
 fn shims_for(ids: &[&str]) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .expect("proc")
@@ -105,7 +106,7 @@ fn shims_for(ids: &[&str]) -> Vec<i32> {
             let c = std::fs::read(format!("/proc/{pid}/cmdline")).map(|c| text(&c)).unwrap_or_default();
             c.contains("containerd-shim-myshim-v2")
                 && c.contains("\0k8s.io\0")
-                && c.contains("\0serve")
+                && c.ends_with("\0start\0")
                 && ids.iter().any(|id| c.contains(&format!("\0-id\0{id}\0")))
         })
         .collect()

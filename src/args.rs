@@ -8,7 +8,6 @@ pub struct ShimArgs {
     pub publish_binary: String,
     pub id: String,
     pub bundle: Option<String>,
-    pub socket: Option<String>,
     pub debug: bool,
     pub action: String,
 }
@@ -48,7 +47,6 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String
             "publish-binary" => out.publish_binary = value,
             "id" => out.id = value,
             "bundle" => out.bundle = Some(value),
-            "socket" => out.socket = Some(value),
             // Flags newer containerds may add are not ours to refuse.
             _ => {}
         }

@@ -38,7 +38,8 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The shim's entry points, by argv: the init (re-exec'd as `myshim-init`),
-/// `check`, and containerd's `start`, `delete`, `serve`.
+/// `check`, and containerd's `start` (which forks the serving daemon) and
+/// `delete`.
 pub fn main() {
     if std::env::args_os().next().is_some_and(|a| a == runtime::init::ARG0) {
         runtime::init::main();
@@ -47,7 +48,7 @@ pub fn main() {
     if argv.first().is_some_and(|a| a == "check") {
         std::process::exit(check::main(&argv[1..]));
     }
-    let mut args = match args::parse(argv) {
+    let args = match args::parse(argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("containerd-shim-myshim-v2: {e}");
@@ -55,15 +56,15 @@ pub fn main() {
         }
     };
     let code = match args.action.as_str() {
-        "start" => match bootstrap::run(&mut args) {
-            Ok(answer) => print_out(&answer),
+        "start" => match bootstrap::run(args) {
+            Ok(bootstrap::Started::Answer(answer)) => print_out(&answer),
+            Ok(bootstrap::Started::Daemon(daemon)) => server::run(daemon),
             Err(e) => fail(&e),
         },
         "delete" => match cleanup::run(&args) {
             Ok(bytes) => print_out(&bytes),
             Err(e) => fail(&e),
         },
-        "serve" => server::run(&args),
         "version" => print_out(format!("containerd-shim-myshim-v2 {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
         other => fail(&format!("unknown action {other:?} (want start, delete, check)")),
     };

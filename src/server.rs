@@ -8,19 +8,15 @@ use containerd_shim_protos::shim_async::create_task;
 use containerd_shim_protos::ttrpc::asynchronous::transport::Listener;
 use containerd_shim_protos::ttrpc::asynchronous::Server;
 
-use crate::args::ShimArgs;
-use crate::bootstrap::state_root;
+use crate::bootstrap::{state_root, Daemon};
 use crate::container::{Shim, ShimContext};
 use crate::events::Publisher;
 use crate::reaper::Reaper;
 use crate::service::TaskService;
 use crate::{logger, sys};
 
-/// The listening socket `start` hands over.
-const LISTENER_FD: i32 = 3;
-
-pub fn run(args: &ShimArgs) -> i32 {
-    logger::init(args.debug, &args.id, false);
+pub fn run(daemon: Daemon) -> i32 {
+    logger::init(daemon.args.debug, &daemon.args.id, false);
     if let Err(e) = sys::set_child_subreaper() {
         log::error!("become subreaper: {e}");
         return 1;
@@ -32,7 +28,7 @@ pub fn run(args: &ShimArgs) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(serve(args)) {
+    match rt.block_on(serve(daemon)) {
         Ok(()) => 0,
         Err(e) => {
             log::error!("serve: {e}");
@@ -43,30 +39,31 @@ pub fn run(args: &ShimArgs) -> i32 {
 
 /// Once the lifecycle verbs have been quiet for a while (a container is
 /// running and the shim just waits), resident memory it does not need goes.
-async fn release_memory_when_idle(activity: Arc<tokio::sync::Notify>) {
+async fn release_memory_when_idle(shim: Arc<Shim>) {
     const QUIET: Duration = Duration::from_millis(200);
     loop {
-        activity.notified().await;
-        while tokio::time::timeout(QUIET, activity.notified()).await.is_ok() {}
-        sys::release_idle_memory();
+        shim.activity.notified().await;
+        while tokio::time::timeout(QUIET, shim.activity.notified()).await.is_ok() {}
+        shim.release_idle();
     }
 }
 
-async fn serve(args: &ShimArgs) -> Result<(), String> {
-    sys::set_cloexec(LISTENER_FD).map_err(|e| format!("listener fd: {e}"))?;
+async fn serve(daemon: Daemon) -> Result<(), String> {
+    let Daemon { args, listener, socket, ttrpc_address } = daemon;
     let reaper = Reaper::start().map_err(|e| format!("reaper: {e}"))?;
-    let events_address = std::env::var("TTRPC_ADDRESS").unwrap_or_else(|_| format!("{}.ttrpc", args.address));
+    let events_address = ttrpc_address
+        .or_else(|| std::env::var("TTRPC_ADDRESS").ok())
+        .unwrap_or_else(|| format!("{}.ttrpc", args.address));
     let publisher =
         Publisher::start(format!("unix://{}", events_address.trim_start_matches("unix://")), args.namespace.clone());
     let ctx =
         ShimContext { namespace: args.namespace.clone(), address: args.address.clone(), state_root: state_root() };
     let shim = Arc::new(Shim::new(ctx, reaper, publisher.clone()));
     let service = create_task(Arc::new(TaskService { shim: shim.clone() }));
-    let listener = std::os::unix::net::UnixListener::from(sys::adopt_fd(LISTENER_FD));
     let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
     let mut server = Server::new().add_listener(listener).register_service(service);
     shim.prepare();
-    tokio::spawn(release_memory_when_idle(shim.activity.clone()));
+    tokio::spawn(release_memory_when_idle(shim.clone()));
     server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
     shim.shutdown.notified().await;
     // TaskDelete and friends must reach containerd before we go.
@@ -76,8 +73,6 @@ async fn serve(args: &ShimArgs) -> Result<(), String> {
         tokio::task::yield_now().await;
     }
     let _ = tokio::time::timeout(Duration::from_millis(100), server.shutdown()).await;
-    if let Some(socket) = &args.socket {
-        let _ = std::fs::remove_file(socket);
-    }
+    let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `start`: containerd runs this to get a shim. It binds the shim's socket,
-//! starts the serving daemon with the socket as fd 3, records its pid and
+//! forks the serving daemon, which keeps the socket, records its pid and
 //! address in the bundle, and answers with the address.
 
 pub(crate) mod params;
@@ -9,10 +9,27 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use crate::args::ShimArgs;
 use crate::sys;
+
+/// What `start` leads to in this process.
+pub enum Started {
+    /// The answer for containerd, on stdout.
+    Answer(Vec<u8>),
+    /// This is the forked daemon: serve on the socket.
+    Daemon(Daemon),
+}
+
+/// What the forked daemon serves with.
+pub struct Daemon {
+    pub args: ShimArgs,
+    pub listener: UnixListener,
+    pub socket: PathBuf,
+    /// Where events go when containerd's BootstrapParams named it (older
+    /// containerds say so in TTRPC_ADDRESS).
+    pub ttrpc_address: Option<String>,
+}
 
 /// Where this shim's state and socket live: `$MYSHIM_ROOT` or /run/myshim.
 pub fn state_root() -> PathBuf {
@@ -27,8 +44,9 @@ pub fn socket_path(root: &Path, address: &str, namespace: &str, id: &str) -> Pat
 }
 
 /// Runs `start`: reads what containerd put on stdin, starts (or finds) the
-/// shim, returns the answer bytes for stdout.
-pub fn run(args: &mut ShimArgs) -> Result<Vec<u8>, String> {
+/// shim, returns the answer bytes for stdout (or, in the forked daemon, what
+/// it serves with).
+pub fn run(mut args: ShimArgs) -> Result<Started, String> {
     let mut input = Vec::new();
     let stdin = std::io::stdin();
     if !nix::unistd::isatty(stdin.as_raw_fd()).unwrap_or(false) {
@@ -49,11 +67,20 @@ pub fn run(args: &mut ShimArgs) -> Result<Vec<u8>, String> {
             Some(enc)
         }
     };
-    let address = start(args, ttrpc_address.as_deref())?;
-    Ok(params::answer(&address, encoding))
+    Ok(match start(args, ttrpc_address)? {
+        Served::At(address) => Started::Answer(params::answer(&address, encoding)),
+        Served::ByThis(daemon) => Started::Daemon(daemon),
+    })
 }
 
-fn start(args: &ShimArgs, ttrpc_address: Option<&str>) -> Result<String, String> {
+enum Served {
+    At(String),
+    /// This process is the new daemon.
+    ByThis(Daemon),
+}
+
+/// Finds the group's serving shim, or binds its socket and forks one.
+fn start(args: ShimArgs, ttrpc_address: Option<String>) -> Result<Served, String> {
     if args.id.is_empty() || args.namespace.is_empty() {
         return Err("start: -id and -namespace are required".into());
     }
@@ -69,32 +96,25 @@ fn start(args: &ShimArgs, ttrpc_address: Option<&str>) -> Result<String, String>
             // Already served: containerd retrying, or the shim of this
             // container's pod, which serves it too.
             let _ = std::fs::write("address", &address);
-            return Ok(address);
+            return Ok(Served::At(address));
         }
         let _ = std::fs::remove_file(&socket);
     }
     let listener = UnixListener::bind(&socket).map_err(|e| format!("start: listen on {}: {e}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("start: chmod socket: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| format!("start: own path: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["-namespace", &args.namespace, "-address", &args.address, "-id", &args.id]);
-    cmd.args(["-socket", &socket.to_string_lossy()]);
-    if args.debug {
-        cmd.arg("-debug");
-    }
-    cmd.arg("serve").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    if let Some(a) = ttrpc_address {
-        cmd.env("TTRPC_ADDRESS", a);
-    }
-    let child = sys::spawn_daemon(&mut cmd, listener.as_raw_fd()).map_err(|e| {
-        let _ = std::fs::remove_file(&socket);
-        format!("start: spawn shim: {e}")
-    })?;
+    let child = match sys::fork_daemon() {
+        Ok(Some(child)) => child,
+        Ok(None) => return Ok(Served::ByThis(Daemon { args, listener, socket, ttrpc_address })),
+        Err(e) => {
+            let _ = std::fs::remove_file(&socket);
+            return Err(format!("start: fork shim: {e}"));
+        }
+    };
     // containerd reads these back after its own restart.
     let _ = std::fs::write("shim.pid", child.to_string());
     let _ = std::fs::write("address", &address);
-    Ok(address)
+    Ok(Served::At(address))
 }
 
 /// Annotations that put a container in a group served by one shim: CRI's

@@ -177,6 +177,17 @@ impl Shim {
                 .and_then(|sc| sc.listener_path().as_ref())
                 .map(|_| Arc::new(spec.clone())),
         };
+        let spawned = self
+            .runtime
+            .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref())
+            .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
+        // Registered before any await: the reaper cannot miss this exit.
+        let exited = self.reaper.register(spawned.pid);
+        let pid = spawned.pid;
+        undo.init = Some((spawned, exited));
+        undo.poststop = hooks_spec.clone();
+        // The cgroup is made and limited while the init loads (on the other
+        // core): the init joins it only once it has its config, below.
         let cgroup = Cgroup::new(cg_path.clone());
         undo.cgroup = Some(cgroup.clone());
         // In a user namespace the init cannot write the host's cgroup files:
@@ -187,19 +198,9 @@ impl Shim {
             cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?
         };
         let self_join = !cgroup_tasks.is_empty();
-        // Limits before the init exists: it makes its device nodes under them.
         if self_join {
             cgroup.limit(resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         }
-        let spawned = self
-            .runtime
-            .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref())
-            .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
-        // Registered before any await: the reaper cannot miss this exit.
-        let exited = self.reaper.register(spawned.pid);
-        let pid = spawned.pid;
-        undo.init = Some((spawned, exited));
-        undo.poststop = hooks_spec.clone();
         let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
         undo.state_dir = Some(state_dir.clone());
         let record = state::Record {

@@ -141,6 +141,13 @@ impl Shim {
         self.activity.notify_one();
     }
 
+    /// Lets go of what a shim with nothing to do need not hold: the sealed
+    /// copy, the heap's free pages, the page tables of read-only mappings.
+    pub fn release_idle(&self) {
+        self.runtime.release();
+        crate::sys::release_idle_memory();
+    }
+
     pub fn prepare(&self) {
         if let Err(e) = self.runtime.prepare() {
             log::warn!("sealed copy of the shim binary: {e} (retried at the first Create)");

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use channel::ParentEnd;
 use namespaces::{IdMaps, NsPlan};
@@ -28,35 +28,51 @@ pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub chan: ParentEnd,
+    /// The sealed copy it runs from, kept until it execs the program (see
+    /// `free_later`).
+    pub exe: OwnedFd,
 }
 
-/// Holds the sealed copy of our binary, made once per shim and shared by all
-/// its containers.
+/// Holds the sealed copy of our binary for the next spawn. A copy is 4-5 MB
+/// of shmem charged to the shim, so each serves one spawn and is let go
+/// once the child has exec'd the program: a shim holds none while its
+/// containers run. The first is made before containerd's first Create.
 #[derive(Default)]
 pub struct Runtime {
-    sealed: OnceLock<OwnedFd>,
+    sealed: Mutex<Option<OwnedFd>>,
 }
 
 impl Runtime {
     /// Makes the sealed copy now, while containerd is still connecting, rather
     /// than inside the first Create.
     pub fn prepare(&self) -> io::Result<()> {
-        self.sealed().map(|_| ())
+        let copy = sys::sealed_self_copy()?;
+        if let Ok(mut slot) = self.sealed.lock() {
+            *slot = Some(copy);
+        }
+        Ok(())
     }
 
-    fn sealed(&self) -> io::Result<&OwnedFd> {
-        if let Some(fd) = self.sealed.get() {
-            return Ok(fd);
+    /// The prepared copy, or a new one.
+    fn take_sealed(&self) -> io::Result<OwnedFd> {
+        match self.sealed.lock().ok().and_then(|mut s| s.take()) {
+            Some(fd) => Ok(fd),
+            None => sys::sealed_self_copy(),
         }
-        let fd = sys::sealed_self_copy()?;
-        Ok(self.sealed.get_or_init(|| fd))
+    }
+
+    /// Lets a prepared copy nobody used go (an idle shim).
+    pub fn release(&self) {
+        if let Some(fd) = self.sealed.lock().ok().and_then(|mut s| s.take()) {
+            free_later(fd);
+        }
     }
 
     /// clone3 into the planned namespaces and exec the init with `stdio` as
     /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
     /// written before the init may exec.
     pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
-        let exe = self.sealed()?;
+        let exe = self.take_sealed()?;
         let (parent, child) = UnixStream::pair()?;
         // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
         let high: Vec<OwnedFd> = stdio
@@ -87,8 +103,17 @@ impl Runtime {
         drop(high);
         drop(child);
         parent.set_nonblocking(true)?;
-        Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?) })
+        Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?), exe })
     }
+}
+
+/// Freeing a copy's pages takes about as long as making them (~0.7 ms for
+/// 4.5 MB), and whoever drops the last reference pays. The shim keeps one
+/// until the child has exec'd the program (else the program's own exec would
+/// pay), then a short-lived thread drops it beside the event loop (inline if
+/// no thread can be had: the refused closure is dropped here).
+pub fn free_later(fd: OwnedFd) {
+    let _ = std::thread::Builder::new().stack_size(64 << 10).spawn(move || drop(fd));
 }
 
 /// Runs `f` with this thread's children created in the pid namespace at

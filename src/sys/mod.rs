@@ -491,22 +491,36 @@ pub fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Spawns a detached daemon (own session) with `listener` as its fd 3.
-pub fn spawn_daemon(cmd: &mut std::process::Command, listener: RawFd) -> io::Result<u32> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec we only call dup2 and setsid, both
-    // async-signal-safe; `start` is single-threaded anyway.
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself keeps FD_CLOEXEC, so clear it explicitly then.
-            let placed = if listener == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(listener, 3) };
-            if placed < 0 || libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+/// Forks the serving daemon off `start`: one exec fewer than re-running the
+/// binary (its loading and relocation are a third of `start`'s time). Only
+/// for a single-threaded process, so the child may do anything; it gets its
+/// own session and /dev/null as stdio (containerd reads `start`'s stdout to
+/// its end). Returns the child's pid in the parent, None in the child.
+pub fn fork_daemon() -> io::Result<Option<u32>> {
+    let threads = std::fs::read_dir("/proc/self/task")?.count();
+    if threads != 1 {
+        return Err(io::Error::other(format!("{threads} threads: a copy of this process would be unsafe")));
     }
-    Ok(cmd.spawn()?.id())
+    let null = File::options().read(true).write(true).open("/dev/null")?;
+    // SAFETY: the process has one thread (checked above), so the child is a
+    // consistent copy and may run any code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            for fd in 0..3 {
+                // SAFETY: dup2 onto the stdio fds, which this process owns.
+                if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+                    exit_now(1);
+                }
+            }
+            // SAFETY: plain setsid; the child is not a group leader.
+            if unsafe { libc::setsid() } < 0 {
+                exit_now(1);
+            }
+            Ok(None)
+        }
+        pid => Ok(Some(pid as u32)),
+    }
 }
 
 /// Gives back memory an idle shim does not need resident: the page-table
