@@ -86,3 +86,49 @@ fn ctr_task_metrics_shows_the_containers_cgroup_figures() {
     remove(id);
     assert_no_leftovers(id);
 }
+
+/// The device rules are written by the adapter when they are the only
+/// limits, by libcgroups when there are others: either way the container
+/// gets the same list (deny all, then the default allows).
+#[test]
+fn device_rules_are_the_same_with_or_without_other_limits() {
+    let plain = "devices-plain";
+    let limited = "devices-limited";
+    for (id, extra) in [(plain, None), (limited, Some("--memory-limit=67108864"))] {
+        let mut args = vec!["run", "-d", "--runtime", RUNTIME];
+        args.extend(extra);
+        let image = image();
+        args.extend([image.as_str(), id, "sleep", "1000"]);
+        let run = ctr(&args);
+        assert!(run.status.success(), "{id}: {}", text(&run.stderr));
+    }
+    let list = |id: &str| {
+        let mut l: Vec<String> = cgroup_file("devices", id, "devices.list").lines().map(String::from).collect();
+        l.sort();
+        l
+    };
+    let mut want: Vec<String> = [
+        "b *:* m",
+        "c *:* m",
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:7 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 5:0 rwm",
+        "c 5:1 rwm",
+        "c 5:2 rwm",
+        "c 136:* rwm",
+        "c 10:200 rwm",
+    ]
+    .map(String::from)
+    .to_vec();
+    want.sort();
+    assert_eq!(list(plain), want);
+    assert_eq!(list(limited), want);
+    assert_eq!(cgroup_file("memory", limited, "memory.limit_in_bytes"), "67108864");
+    for id in [plain, limited] {
+        remove(id);
+        assert_no_leftovers(id);
+    }
+}

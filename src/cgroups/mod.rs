@@ -5,8 +5,9 @@
 #[cfg(test)]
 mod fixtures;
 mod read;
+mod v1;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ use libcgroups::common::{
 };
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+#[cfg(test)]
+use v1::V1Mounts;
+use v1::{fill_cpuset, v1_dirs, v1_mounts, v1_stats};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cgroup {path}: {what}: {detail}")]
@@ -201,8 +205,17 @@ impl Cgroup {
         Ok(Some(OomSource { fd, counter: dir.join("memory.oom_control") }))
     }
 
-    /// Applies the limits to the cgroup as it is.
+    /// Applies the limits to the cgroup as it is. On v1, device rules alone
+    /// (most configs' only limits) are written here (see `v1`).
     pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        let Some(r) = resources else { return Ok(()) };
+        if v1_host() && devices_only(r) {
+            let rules = with_default_devices(r).devices().clone().unwrap_or_default();
+            let mounts = v1_mounts().map_err(|e| self.err("find hierarchies", e))?;
+            let root = mounts.get("devices").ok_or_else(|| self.err("apply limits", "no devices hierarchy"))?;
+            let dir = root.join(self.path.strip_prefix("/").unwrap_or(&self.path));
+            return v1::write_devices(&dir, &rules).map_err(|e| self.err("apply limits", e));
+        }
         let m = self.manager()?;
         self.apply(m, resources)
     }
@@ -232,7 +245,22 @@ impl Cgroup {
         self.apply(m, resources)
     }
 
+    /// The v1 directories of this cgroup (empty on v2).
+    fn v1_dirs(&self) -> Result<Vec<PathBuf>, CgroupError> {
+        if !v1_host() {
+            return Ok(Vec::new());
+        }
+        Ok(v1_dirs(v1_mounts().map_err(|e| self.err("find hierarchies", e))?, &self.path))
+    }
+
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        if v1_host() {
+            // As libcgroups does: the devices hierarchy, nested cgroups too.
+            let mounts = v1_mounts().map_err(|e| self.err("find hierarchies", e))?;
+            let root = mounts.get("devices").ok_or_else(|| self.err("list processes", "no devices hierarchy"))?;
+            let dir = root.join(self.path.strip_prefix("/").unwrap_or(&self.path));
+            return v1::pids(&dir).map_err(|e| self.err("list processes", e));
+        }
         let m = self.manager()?;
         let pids = m.get_all_pids().map_err(|e| self.err("list processes", e))?;
         Ok(pids.into_iter().map(|p| p.as_raw()).collect())
@@ -287,7 +315,14 @@ impl Cgroup {
     }
 
     /// SIGKILLs what is left, waits (bounded) for it to go, removes the cgroup.
+    /// A cgroup that is not there (containerd's `delete` after a clean
+    /// Delete) costs a few stats.
     pub fn destroy(&self, deadline: Duration) -> Result<(), CgroupError> {
+        let v1 = self.v1_dirs()?;
+        let present = if v1_host() { v1.iter().any(|d| d.exists()) } else { self.v2_dir().exists() };
+        if !present {
+            return Ok(());
+        }
         let start = Instant::now();
         loop {
             let pids = self.pids().unwrap_or_default();
@@ -305,6 +340,9 @@ impl Cgroup {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        if v1_host() {
+            return v1::remove(&v1).map_err(|e| self.err("remove", e));
+        }
         self.manager()?.remove().map_err(|e| self.err("remove", e))
     }
 }
@@ -320,81 +358,16 @@ fn v1_host() -> bool {
     })
 }
 
-/// The v1 controllers libcgroups manages (rdma, misc and named hierarchies
-/// are not among them: a directory made there would never be removed).
-const V1_CONTROLLERS: [&str; 12] = [
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "devices",
-    "hugetlb",
-    "memory",
-    "pids",
-    "perf_event",
-    "blkio",
-    "net_prio",
-    "net_cls",
-    "freezer",
-];
-
-/// Controller name -> the mount point of its hierarchy.
-type V1Mounts = HashMap<String, PathBuf>;
-
-/// The v1 hierarchies' mount points, read once from one pass over
-/// mountinfo: they do not move while a shim lives. (libcgroups' own lookup
-/// opens procfs twice per controller: ~1.3 ms per Create, measured.)
-fn v1_mounts() -> Result<&'static V1Mounts, String> {
-    static MOUNTS: OnceLock<V1Mounts> = OnceLock::new();
-    if let Some(m) = MOUNTS.get() {
-        return Ok(m);
-    }
-    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    Ok(MOUNTS.get_or_init(|| parse_v1_mounts(&info)))
-}
-
-/// mountinfo: `id parent dev root mountpoint opts [optional...] - fstype source superopts`.
-/// The first mount of each controller wins, as in libcgroups.
-fn parse_v1_mounts(mountinfo: &str) -> V1Mounts {
-    let mut out = V1Mounts::new();
-    for line in mountinfo.lines() {
-        let Some((head, tail)) = line.split_once(" - ") else { continue };
-        let mut tail = tail.split(' ');
-        let (Some("cgroup"), Some(_), Some(superopts)) = (tail.next(), tail.next(), tail.next()) else { continue };
-        let Some(mount_point) = head.split(' ').nth(4) else { continue };
-        for opt in superopts.split(',').filter(|o| V1_CONTROLLERS.contains(o)) {
-            out.entry(opt.to_string()).or_insert_with(|| PathBuf::from(mount_point));
-        }
-    }
-    out
-}
-
-/// The directory of `path` in each v1 hierarchy libcgroups manages, once
-/// per hierarchy (co-mounted controllers share one).
-fn v1_dirs(mounts: &V1Mounts, path: &Path) -> Vec<PathBuf> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let unique: BTreeSet<PathBuf> = mounts.values().map(|m| m.join(rel)).collect();
-    unique.into_iter().collect()
-}
-
-fn v1_stats(mounts: &V1Mounts, path: &Path) -> Result<libcgroups::stats::Stats, String> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    read::v1_stats(|controller| mounts.get(controller).map(|m| m.join(rel)))
-}
-
-/// A v1 cpuset cgroup takes no task until cpus and mems are set: each
-/// directory from the hierarchy root down to `path` inherits its parent's.
-fn fill_cpuset(mount: &Path, path: &Path) -> std::io::Result<()> {
-    let mut dir = mount.to_path_buf();
-    for part in path.strip_prefix("/").unwrap_or(path).components() {
-        let parent = dir.clone();
-        dir.push(part);
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            if std::fs::read_to_string(dir.join(file))?.trim().is_empty() {
-                std::fs::write(dir.join(file), std::fs::read_to_string(parent.join(file))?.trim())?;
-            }
-        }
-    }
-    Ok(())
+/// Whether the device rules are all there is to apply.
+fn devices_only(r: &LinuxResources) -> bool {
+    r.memory().is_none()
+        && r.cpu().is_none()
+        && r.pids().is_none()
+        && r.block_io().is_none()
+        && r.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
+        && r.network().is_none()
+        && r.rdma().as_ref().is_none_or(|m| m.is_empty())
+        && r.unified().as_ref().is_none_or(|m| m.is_empty())
 }
 
 /// The device rules every container needs (runc's defaults), appended after
@@ -416,6 +389,8 @@ fn with_default_devices(r: &LinuxResources) -> LinuxResources {
         ("c", Some(5), Some(1), "rwm"),
         ("c", Some(5), Some(2), "rwm"),
         ("c", Some(136), None, "rwm"),
+        // tun/tap: libcgroups' default too, and runc's again since 1.2.2.
+        ("c", Some(10), Some(200), "rwm"),
     ];
     for (typ, major, minor, access) in defaults {
         let v = serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
@@ -470,55 +445,13 @@ mod tests {
     }
 
     #[test]
-    fn v1_hierarchies_come_from_mountinfo_once_per_hierarchy() {
-        let info = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-36 31 0:33 / /sys/fs/cgroup/rdma rw,relatime - cgroup cgroup rw,rdma
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-99 23 0:32 / /mnt/memory-again rw,relatime - cgroup cgroup rw,memory
-";
-        let mounts = parse_v1_mounts(info);
-        let mut names: Vec<&str> = mounts.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["cpu", "cpuacct", "memory"]);
-        assert_eq!(mounts["memory"], PathBuf::from("/sys/fs/cgroup/memory"), "the first mount wins");
-        assert_eq!(
-            v1_dirs(&mounts, Path::new("/ns/c1")),
-            [PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/ns/c1"), PathBuf::from("/sys/fs/cgroup/memory/ns/c1")]
-        );
-    }
-
-    #[test]
-    fn cpuset_directories_inherit_cpus_and_mems_down_the_path() {
-        let root = std::env::temp_dir().join(format!("myshim-cpuset-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("ns/c1")).expect("mkdir");
-        std::fs::write(root.join("cpuset.cpus"), "0-1\n").expect("root cpus");
-        std::fs::write(root.join("cpuset.mems"), "0\n").expect("root mems");
-        std::fs::write(root.join("ns/cpuset.cpus"), "1\n").expect("set cpus");
-        for f in ["ns/cpuset.mems", "ns/c1/cpuset.cpus", "ns/c1/cpuset.mems"] {
-            std::fs::write(root.join(f), "\n").expect("empty");
-        }
-        fill_cpuset(&root, Path::new("/ns/c1")).expect("fill");
-        let read = |f: &str| std::fs::read_to_string(root.join(f)).expect("read");
-        assert_eq!(read("ns/cpuset.cpus").trim(), "1", "a value already set stays");
-        assert_eq!(read("ns/cpuset.mems"), "0");
-        assert_eq!(read("ns/c1/cpuset.cpus"), "1");
-        assert_eq!(read("ns/c1/cpuset.mems"), "0");
-        std::fs::remove_dir_all(&root).expect("cleanup");
-    }
-
-    #[test]
     fn defaults_follow_a_deny_all() {
         let r: LinuxResources =
             serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).expect("r");
         let out = with_default_devices(&r);
         let rules = out.devices().clone().expect("rules");
         assert!(!rules[0].allow());
-        assert_eq!(rules.len(), 12);
+        assert_eq!(rules.len(), 13);
         assert!(rules[1..].iter().all(|d| d.allow()));
         let none = with_default_devices(&LinuxResources::default());
         assert!(none.devices().is_none());
