@@ -33,10 +33,21 @@ ensure_deps() {
     fi
 }
 
+# The installed shim is a static-pie: glibc and libseccomp linked in. Every
+# container costs two loads of the binary (`start`, and the init's re-exec),
+# and without the dynamic loader's work each is ~0.5 ms faster (measured:
+# shim-level lifecycle 12.5 -> 10.9 ms). An explicit --target keeps the
+# static flag off build scripts and proc-macros.
+SHIM_TARGET=x86_64-unknown-linux-gnu
 build_shim() {
-    say "building the shim (release)"
-    (cd "$MYSHIM_REPO" && cargo build --release --quiet)
-    install -m 0755 "$MYSHIM_REPO/target/release/containerd-shim-myshim-v2" /usr/local/bin/containerd-shim-myshim-v2
+    say "building the shim (release, static)"
+    local seccomp_a
+    seccomp_a=$(cc -print-file-name=libseccomp.a)
+    (cd "$MYSHIM_REPO" && LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="$(dirname "$seccomp_a")" \
+        RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release --quiet --target $SHIM_TARGET --bin containerd-shim-myshim-v2)
+    install -m 0755 "$MYSHIM_REPO/target/$SHIM_TARGET/release/containerd-shim-myshim-v2" \
+        /usr/local/bin/containerd-shim-myshim-v2
 }
 
 # The pod network of the Kubernetes tests: a bridge on a subnet that exists
