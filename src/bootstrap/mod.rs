@@ -67,20 +67,11 @@ pub fn run(mut args: ShimArgs) -> Result<Started, String> {
             Some(enc)
         }
     };
-    Ok(match start(args, ttrpc_address)? {
-        Served::At(address) => Started::Answer(params::answer(&address, encoding)),
-        Served::ByThis(daemon) => Started::Daemon(daemon),
-    })
-}
-
-enum Served {
-    At(String),
-    /// This process is the new daemon.
-    ByThis(Daemon),
+    start(args, ttrpc_address, encoding)
 }
 
 /// Finds the group's serving shim, or binds its socket and forks one.
-fn start(args: ShimArgs, ttrpc_address: Option<String>) -> Result<Served, String> {
+fn start(args: ShimArgs, ttrpc_address: Option<String>, encoding: Option<params::Encoding>) -> Result<Started, String> {
     if args.id.is_empty() || args.namespace.is_empty() {
         return Err("start: -id and -namespace are required".into());
     }
@@ -96,7 +87,7 @@ fn start(args: ShimArgs, ttrpc_address: Option<String>) -> Result<Served, String
             // Already served: containerd retrying, or the shim of this
             // container's pod, which serves it too.
             let _ = std::fs::write("address", &address);
-            return Ok(Served::At(address));
+            return Ok(Started::Answer(params::answer(&address, encoding)));
         }
         let _ = std::fs::remove_file(&socket);
     }
@@ -105,7 +96,7 @@ fn start(args: ShimArgs, ttrpc_address: Option<String>) -> Result<Served, String
         .map_err(|e| format!("start: chmod socket: {e}"))?;
     let child = match sys::fork_daemon() {
         Ok(Some(child)) => child,
-        Ok(None) => return Ok(Served::ByThis(Daemon { args, listener, socket, ttrpc_address })),
+        Ok(None) => return Ok(Started::Daemon(Daemon { args, listener, socket, ttrpc_address })),
         Err(e) => {
             let _ = std::fs::remove_file(&socket);
             return Err(format!("start: fork shim: {e}"));
@@ -114,7 +105,7 @@ fn start(args: ShimArgs, ttrpc_address: Option<String>) -> Result<Served, String
     // containerd reads these back after its own restart.
     let _ = std::fs::write("shim.pid", child.to_string());
     let _ = std::fs::write("address", &address);
-    Ok(Served::At(address))
+    Ok(Started::Answer(params::answer(&address, encoding)))
 }
 
 /// Annotations that put a container in a group served by one shim: CRI's

@@ -133,8 +133,20 @@ impl Cgroup {
         }
     }
 
+    /// The path below a hierarchy's root.
+    fn rel(&self) -> &Path {
+        self.path.strip_prefix("/").unwrap_or(&self.path)
+    }
+
     fn v2_dir(&self) -> PathBuf {
-        self.v2_root.join(self.path.strip_prefix("/").unwrap_or(&self.path))
+        self.v2_root.join(self.rel())
+    }
+
+    /// This cgroup's directory in the v1 hierarchy of `controller`.
+    fn v1_dir(&self, controller: &str, what: &'static str) -> Result<PathBuf, CgroupError> {
+        let mounts = v1_mounts().map_err(|e| self.err("find hierarchies", e))?;
+        let root = mounts.get(controller).ok_or_else(|| self.err(what, format!("no {controller} hierarchy")))?;
+        Ok(root.join(self.rel()))
     }
 
     fn err(&self, what: &'static str, detail: impl ToString) -> CgroupError {
@@ -197,7 +209,7 @@ impl Cgroup {
         }
         let Ok(mounts) = v1_mounts() else { return Ok(None) };
         let Some(mount) = mounts.get("memory") else { return Ok(None) };
-        let dir = mount.join(self.path.strip_prefix("/").unwrap_or(&self.path));
+        let dir = mount.join(self.rel());
         let control = std::fs::File::open(dir.join("memory.oom_control")).map_err(fail)?;
         let fd = crate::sys::eventfd().map_err(fail)?;
         let line = format!("{} {}", fd.as_raw_fd(), control.as_raw_fd());
@@ -211,9 +223,7 @@ impl Cgroup {
         let Some(r) = resources else { return Ok(()) };
         if v1_host() && devices_only(r) {
             let rules = with_default_devices(r).devices().clone().unwrap_or_default();
-            let mounts = v1_mounts().map_err(|e| self.err("find hierarchies", e))?;
-            let root = mounts.get("devices").ok_or_else(|| self.err("apply limits", "no devices hierarchy"))?;
-            let dir = root.join(self.path.strip_prefix("/").unwrap_or(&self.path));
+            let dir = self.v1_dir("devices", "apply limits")?;
             return v1::write_devices(&dir, &rules).map_err(|e| self.err("apply limits", e));
         }
         let m = self.manager()?;
@@ -256,9 +266,7 @@ impl Cgroup {
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         if v1_host() {
             // As libcgroups does: the devices hierarchy, nested cgroups too.
-            let mounts = v1_mounts().map_err(|e| self.err("find hierarchies", e))?;
-            let root = mounts.get("devices").ok_or_else(|| self.err("list processes", "no devices hierarchy"))?;
-            let dir = root.join(self.path.strip_prefix("/").unwrap_or(&self.path));
+            let dir = self.v1_dir("devices", "list processes")?;
             return v1::pids(&dir).map_err(|e| self.err("list processes", e));
         }
         let m = self.manager()?;

@@ -53,17 +53,13 @@ impl Runtime {
         Ok(())
     }
 
-    /// The prepared copy, or a new one.
-    fn take_sealed(&self) -> io::Result<OwnedFd> {
-        match self.sealed.lock().ok().and_then(|mut s| s.take()) {
-            Some(fd) => Ok(fd),
-            None => sys::sealed_self_copy(),
-        }
+    fn take_prepared(&self) -> Option<OwnedFd> {
+        self.sealed.lock().ok().and_then(|mut s| s.take())
     }
 
     /// Lets a prepared copy nobody used go (an idle shim).
     pub fn release(&self) {
-        if let Some(fd) = self.sealed.lock().ok().and_then(|mut s| s.take()) {
+        if let Some(fd) = self.take_prepared() {
             free_later(fd);
         }
     }
@@ -72,7 +68,10 @@ impl Runtime {
     /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
     /// written before the init may exec.
     pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
-        let exe = self.take_sealed()?;
+        let exe = match self.take_prepared() {
+            Some(fd) => fd,
+            None => sys::sealed_self_copy()?,
+        };
         let (parent, child) = UnixStream::pair()?;
         // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
         let high: Vec<OwnedFd> = stdio
