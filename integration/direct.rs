@@ -14,10 +14,15 @@ use crate::harness::*;
 
 /// Runs `start` in `bundle`; `params` goes to stdin when given.
 pub fn start(bundle: &Path, id: &str, params: Option<&[u8]>) -> Vec<u8> {
+    start_in(&shim_root(), bundle, id, params)
+}
+
+/// `start` with the shim's state under `root`.
+pub fn start_in(root: &Path, bundle: &Path, id: &str, params: Option<&[u8]>) -> Vec<u8> {
     let mut child = Command::new(shim_binary())
         .args(["-namespace", NS, "-address", &address(), "-publish-binary", "/usr/bin/containerd", "-id", id, "start"])
         .current_dir(bundle)
-        .env("MYSHIM_ROOT", shim_root())
+        .env("MYSHIM_ROOT", root)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -23,6 +23,7 @@ mod nerdctl;
 mod output;
 mod pause;
 mod restart;
+mod sealed_copy;
 mod shim_death;
 mod soak;
 mod stdio_uris;

@@ -87,14 +87,16 @@ fn ctr_task_metrics_shows_the_containers_cgroup_figures() {
     assert_no_leftovers(id);
 }
 
-/// The device rules are written by the adapter when they are the only
-/// limits, by libcgroups when there are others: either way the container
-/// gets the same list (deny all, then the default allows).
+/// The device rules and cpu shares are written by the adapter when they are
+/// the only limits, by libcgroups when there are others: either way the
+/// container gets the same list (deny all, then the default allows).
 #[test]
 fn device_rules_are_the_same_with_or_without_other_limits() {
     let plain = "devices-plain";
     let limited = "devices-limited";
-    for (id, extra) in [(plain, None), (limited, Some("--memory-limit=67108864"))] {
+    let weighted = "devices-weighted";
+    for (id, extra) in [(plain, None), (limited, Some("--memory-limit=67108864")), (weighted, Some("--cpu-shares=512"))]
+    {
         let mut args = vec!["run", "-d", "--runtime", RUNTIME];
         args.extend(extra);
         let image = image();
@@ -126,8 +128,10 @@ fn device_rules_are_the_same_with_or_without_other_limits() {
     want.sort();
     assert_eq!(list(plain), want);
     assert_eq!(list(limited), want);
+    assert_eq!(list(weighted), want);
     assert_eq!(cgroup_file("memory", limited, "memory.limit_in_bytes"), "67108864");
-    for id in [plain, limited] {
+    assert_eq!(cgroup_file("cpu", weighted, "cpu.shares"), "512");
+    for id in [plain, limited, weighted] {
         remove(id);
         assert_no_leftovers(id);
     }

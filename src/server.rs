@@ -66,6 +66,7 @@ async fn serve(daemon: Daemon) -> Result<(), String> {
     tokio::spawn(release_memory_when_idle(shim.clone()));
     server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
     shim.shutdown.notified().await;
+    shim.retire();
     // TaskDelete and friends must reach containerd before we go.
     let _ = tokio::time::timeout(Duration::from_secs(5), publisher.flush()).await;
     // Let the connection tasks write the Shutdown reply before we go.

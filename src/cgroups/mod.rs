@@ -16,7 +16,7 @@ use libcgroups::common::{
     create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, FreezerState,
 };
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxResources};
 #[cfg(test)]
 use v1::V1Mounts;
 use v1::{fill_cpuset, v1_dirs, v1_mounts, v1_stats};
@@ -217,14 +217,22 @@ impl Cgroup {
         Ok(Some(OomSource { fd, counter: dir.join("memory.oom_control") }))
     }
 
-    /// Applies the limits to the cgroup as it is. On v1, device rules alone
-    /// (most configs' only limits) are written here (see `v1`).
+    /// Applies the limits to the cgroup as it is. On v1, device rules and a
+    /// cpu weight (most configs' only limits: `ctr run` sets shares 1024) are
+    /// written here (see `v1`), the same writes libcgroups would make.
     pub fn limit(&self, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let Some(r) = resources else { return Ok(()) };
-        if v1_host() && devices_only(r) {
+        if v1_host() && devices_and_shares_only(r) {
             let rules = with_default_devices(r).devices().clone().unwrap_or_default();
             let dir = self.v1_dir("devices", "apply limits")?;
-            return v1::write_devices(&dir, &rules).map_err(|e| self.err("apply limits", e));
+            v1::write_devices(&dir, &rules).map_err(|e| self.err("apply limits", e))?;
+            // Zero means "not set" to libcgroups too.
+            if let Some(shares) = r.cpu().as_ref().and_then(|c| c.shares()).filter(|s| *s != 0) {
+                let file = self.v1_dir("cpu", "apply limits")?.join("cpu.shares");
+                std::fs::write(&file, shares.to_string())
+                    .map_err(|e| self.err("apply limits", format!("{}: {e}", file.display())))?;
+            }
+            return Ok(());
         }
         let m = self.manager()?;
         self.apply(m, resources)
@@ -366,10 +374,15 @@ fn v1_host() -> bool {
     })
 }
 
-/// Whether the device rules are all there is to apply.
-fn devices_only(r: &LinuxResources) -> bool {
+/// Whether the device rules and cpu shares are all there is to apply.
+fn devices_and_shares_only(r: &LinuxResources) -> bool {
+    let shares_only = |c: &LinuxCpu| {
+        let mut only = LinuxCpu::default();
+        only.set_shares(c.shares());
+        *c == only
+    };
     r.memory().is_none()
-        && r.cpu().is_none()
+        && r.cpu().as_ref().is_none_or(shares_only)
         && r.pids().is_none()
         && r.block_io().is_none()
         && r.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
@@ -463,5 +476,24 @@ mod tests {
         assert!(rules[1..].iter().all(|d| d.allow()));
         let none = with_default_devices(&LinuxResources::default());
         assert!(none.devices().is_none());
+    }
+
+    #[test]
+    fn only_device_rules_and_a_cpu_weight_skip_libcgroups() {
+        let r = |v: serde_json::Value| -> LinuxResources { serde_json::from_value(v).expect("resources") };
+        let devices = serde_json::json!([{"allow": false, "access": "rwm"}]);
+        for (v, simple) in [
+            (serde_json::json!({}), true),
+            (serde_json::json!({"devices": devices}), true),
+            (serde_json::json!({"devices": devices, "cpu": {"shares": 1024}}), true),
+            (serde_json::json!({"cpu": {}}), true),
+            (serde_json::json!({"cpu": {"shares": 512, "quota": 50000}}), false),
+            (serde_json::json!({"cpu": {"cpus": "0"}}), false),
+            (serde_json::json!({"cpu": {"shares": 2, "idle": 1}}), false),
+            (serde_json::json!({"devices": devices, "memory": {"limit": 1048576}}), false),
+            (serde_json::json!({"pids": {"limit": 10}}), false),
+        ] {
+            assert_eq!(devices_and_shares_only(&r(v.clone())), simple, "{v}");
+        }
     }
 }

@@ -127,8 +127,8 @@ fn who(id: &str, exec_id: &str) -> String {
 impl Shim {
     pub fn new(ctx: ShimContext, reaper: Arc<Reaper>, events: Arc<dyn EventSink>) -> Shim {
         Shim {
+            runtime: Runtime::new(ctx.state_root.clone()),
             ctx,
-            runtime: Runtime::default(),
             reaper,
             events,
             containers: Mutex::new(HashMap::new()),
@@ -141,11 +141,15 @@ impl Shim {
         self.activity.notify_one();
     }
 
-    /// Lets go of what a shim with nothing to do need not hold: the sealed
-    /// copy, the heap's free pages, the page tables of read-only mappings.
+    /// Lets go of what a shim with nothing to do need not hold: the heap's
+    /// free pages, the page tables of read-only mappings.
     pub fn release_idle(&self) {
-        self.runtime.release();
         crate::sys::release_idle_memory();
+    }
+
+    /// Lets go of the sealed copy once nothing is left to spawn from it.
+    pub fn retire(&self) {
+        self.runtime.retire();
     }
 
     pub fn prepare(&self) {
@@ -316,6 +320,9 @@ impl Shim {
         c.forget();
         if let Ok(mut m) = self.containers.lock() {
             m.remove(id);
+        }
+        if self.is_empty() {
+            self.retire();
         }
         self.events.publish(
             topics::TASK_DELETE_EVENT_TOPIC,

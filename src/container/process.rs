@@ -47,8 +47,6 @@ pub struct Process {
 struct Inner {
     life: Lifecycle,
     chan: Option<(ParentEnd, Phase)>,
-    /// The sealed copy the process runs from until it execs.
-    exe: Option<OwnedFd>,
 }
 
 /// What the process's stdio goes through besides containerd's fifos.
@@ -124,11 +122,7 @@ impl Process {
             logger: Mutex::new(out.logger),
             console: Mutex::new(out.console),
             stdin_feed: Mutex::new(out.stdin.and_then(feed_stdin)),
-            inner: tokio::sync::Mutex::new(Inner {
-                life: Lifecycle::default(),
-                chan: Some((spawned.chan, phase)),
-                exe: Some(spawned.exe),
-            }),
+            inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
             exited: watch::channel(None).0,
         })
     }
@@ -151,9 +145,6 @@ impl Process {
         match result {
             Ok(_) => {
                 on_started();
-                if let Some(exe) = inner.exe.take() {
-                    crate::runtime::free_later(exe);
-                }
                 Ok(())
             }
             Err(e) => {

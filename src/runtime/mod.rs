@@ -1,6 +1,6 @@
 //! Starting a container's init: the parent's half of the runtime. The init is
-//! the shim binary re-exec'd from a sealed memfd straight out of clone3 into
-//! the new namespaces; it does the rest itself (see `init`).
+//! the shim binary re-exec'd from a sealed memfd (see `sealed`) straight out
+//! of clone3 into the new namespaces; it does the rest itself (see `init`).
 
 mod caps;
 pub mod channel;
@@ -9,13 +9,15 @@ pub mod init;
 pub mod namespaces;
 mod process;
 pub mod rootfs;
+mod sealed;
 mod seccomp;
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use channel::ParentEnd;
@@ -28,38 +30,41 @@ pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub chan: ParentEnd,
-    /// The sealed copy it runs from, kept until it execs the program (see
-    /// `free_later`).
-    pub exe: OwnedFd,
 }
 
-/// Holds the sealed copy of our binary for the next spawn. A copy is 4-5 MB
-/// of shmem charged to the shim, so each serves one spawn and is let go
-/// once the child has exec'd the program: a shim holds none while its
-/// containers run. The first is made before containerd's first Create.
-#[derive(Default)]
+/// Holds the sealed copy of our binary the inits are exec'd from: one for
+/// the shim's life, shared with the host's other shims (see `sealed`).
 pub struct Runtime {
+    root: PathBuf,
     sealed: Mutex<Option<OwnedFd>>,
 }
 
 impl Runtime {
-    /// Makes the sealed copy now, while containerd is still connecting, rather
+    /// `root`: the shim's state root, where the holder of a copy is named.
+    pub fn new(root: PathBuf) -> Runtime {
+        Runtime { root, sealed: Mutex::new(None) }
+    }
+
+    /// Gets the sealed copy now, while containerd is still connecting, rather
     /// than inside the first Create.
     pub fn prepare(&self) -> io::Result<()> {
-        let copy = sys::sealed_self_copy()?;
-        if let Ok(mut slot) = self.sealed.lock() {
-            *slot = Some(copy);
+        self.with_sealed(|_| Ok(()))
+    }
+
+    fn with_sealed<T>(&self, f: impl FnOnce(RawFd) -> io::Result<T>) -> io::Result<T> {
+        let mut slot = self.sealed.lock().map_err(|_| io::Error::other("sealed copy: poisoned lock"))?;
+        if slot.is_none() {
+            *slot = Some(sealed::acquire(&self.root)?);
         }
-        Ok(())
+        f(slot.as_ref().map_or(-1, |fd| fd.as_raw_fd()))
     }
 
-    fn take_prepared(&self) -> Option<OwnedFd> {
-        self.sealed.lock().ok().and_then(|mut s| s.take())
-    }
-
-    /// Lets a prepared copy nobody used go (an idle shim).
-    pub fn release(&self) {
-        if let Some(fd) = self.take_prepared() {
+    /// The shim's last container is gone: no longer names itself as the
+    /// holder, and lets its copy go beside the event loop (the last holder
+    /// of a copy pays its freeing, ~1 ms).
+    pub fn retire(&self) {
+        sealed::withdraw(&self.root);
+        if let Some(fd) = self.sealed.lock().ok().and_then(|mut s| s.take()) {
             free_later(fd);
         }
     }
@@ -68,10 +73,16 @@ impl Runtime {
     /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
     /// written before the init may exec.
     pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
-        let exe = match self.take_prepared() {
-            Some(fd) => fd,
-            None => sys::sealed_self_copy()?,
-        };
+        self.with_sealed(|exe| self.spawn_from(exe, plan, stdio, maps))
+    }
+
+    fn spawn_from(
+        &self,
+        exe: RawFd,
+        plan: &NsPlan,
+        stdio: &[OwnedFd; 3],
+        maps: Option<&IdMaps>,
+    ) -> io::Result<Spawned> {
         let (parent, child) = UnixStream::pair()?;
         // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
         let high: Vec<OwnedFd> = stdio
@@ -81,7 +92,7 @@ impl Runtime {
             .map(|fd| sys::dup_above(fd, 4))
             .collect::<io::Result<_>>()?;
         let exec = sys::ExecPlan {
-            exe: exe.as_raw_fd(),
+            exe,
             fds: [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd(), high[3].as_raw_fd()],
             argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
             envp: Vec::new(),
@@ -102,16 +113,15 @@ impl Runtime {
         drop(high);
         drop(child);
         parent.set_nonblocking(true)?;
-        Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?), exe })
+        Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?) })
     }
 }
 
-/// Freeing a copy's pages takes about as long as making them (~0.7 ms for
-/// 4.5 MB), and whoever drops the last reference pays. The shim keeps one
-/// until the child has exec'd the program (else the program's own exec would
-/// pay), then a short-lived thread drops it beside the event loop (inline if
-/// no thread can be had: the refused closure is dropped here).
-pub fn free_later(fd: OwnedFd) {
+/// Freeing a copy's pages takes about as long as making them, and whoever
+/// drops the last reference pays: a short-lived thread drops it beside the
+/// event loop (inline if no thread can be had: the refused closure is
+/// dropped here).
+fn free_later(fd: OwnedFd) {
     let _ = std::thread::Builder::new().stack_size(64 << 10).spawn(move || drop(fd));
 }
 

@@ -8,7 +8,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 mod fdio;
+mod memfd;
 pub use self::fdio::*;
+pub use self::memfd::*;
 
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -21,26 +23,6 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
 fn cpath(path: &Path) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-/// A sealed, read-only in-memory copy of our own executable. The container's
-/// init is exec'd from it, so `/proc/<pid>/exe` inside the container points at
-/// a file nobody can write (CVE-2019-5736).
-pub fn sealed_self_copy() -> io::Result<OwnedFd> {
-    let name = c"myshim-init";
-    // SAFETY: name is a valid NUL-terminated string; flags are constants.
-    let fd = cvt(unsafe {
-        libc::syscall(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
-    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
-    let memfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let mut src = File::open("/proc/self/exe")?;
-    let mut dst = File::from(memfd);
-    io::copy(&mut src, &mut dst)?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: plain fcntl on an fd we own.
-    cvt(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, seals) } as libc::c_long)?;
-    Ok(OwnedFd::from(dst))
 }
 
 /// Everything the child needs between clone and exec, prepared up front so the
