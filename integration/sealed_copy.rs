@@ -64,7 +64,7 @@ fn the_shims_of_a_host_run_their_inits_from_one_copy() {
         for (c, id, shim) in [(&a, "sealed-a", shim_a), (&b, "sealed-b", shim_b)] {
             c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
             kill_delete_shutdown(c, id, shim).await;
-            assert!(!records.join(shim.to_string()).exists(), "shim {shim} left its record");
+            assert!(!records.join(shim.to_string()).is_symlink(), "shim {shim} left its record");
         }
     });
     for id in ["sealed-a", "sealed-b"] {

@@ -34,7 +34,7 @@ const RECORDS: &str = "sealed";
 
 /// Which binary a copy was made from, and in which state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+struct Identity {
     dev: u64,
     ino: u64,
     size: u64,
@@ -48,7 +48,7 @@ impl Identity {
     }
 
     /// The binary this process runs.
-    pub fn of_self() -> io::Result<Identity> {
+    fn of_self() -> io::Result<Identity> {
         Ok(Identity::of(&std::fs::metadata("/proc/self/exe")?))
     }
 }
@@ -103,6 +103,10 @@ fn start_time(pid: i32) -> Option<u64> {
 pub fn acquire(root: &Path) -> io::Result<OwnedFd> {
     let me = Identity::of_self()?;
     let dir = root.join(RECORDS);
+    // One shim at a time looks and, finding nothing, makes a copy: shims
+    // started together then share the first copy instead of each making one
+    // and holding it for its life.
+    let _locked = lock(&dir);
     let fd = match borrow(&dir, &me) {
         Some(fd) => fd,
         None => sys::sealed_self_copy()?,
@@ -111,6 +115,15 @@ pub fn acquire(root: &Path) -> io::Result<OwnedFd> {
         log::debug!("record of this shim's sealed copy in {}: {e}", dir.display());
     }
     Ok(fd)
+}
+
+/// The records' directory, locked (unlocked when the file closes). Without
+/// the lock (a read-only root) each shim still finds or makes a copy.
+fn lock(dir: &Path) -> Option<File> {
+    std::fs::create_dir_all(dir).ok()?;
+    let f = File::open(dir).ok()?;
+    sys::lock_exclusive(f.as_raw_fd()).ok()?;
+    Some(f)
 }
 
 /// What one record turned out to be.
@@ -140,6 +153,7 @@ fn borrow(dir: &Path, me: &Identity) -> Option<OwnedFd> {
     None
 }
 
+/// Liveness first, so a dead shim's record goes whatever binary it names.
 fn check(rec: &Record, me: &Identity) -> Found {
     let Ok(pidfd) = sys::pidfd_open(rec.pid) else { return Found::Dead };
     if start_time(rec.pid) != Some(rec.start) {
@@ -164,7 +178,6 @@ fn publish(dir: &Path, me: &Identity, fd: RawFd) -> io::Result<()> {
     let pid = std::process::id() as i32;
     let start = start_time(pid).ok_or_else(|| io::Error::other("no start time in /proc/self/stat"))?;
     let rec = Record { pid, start, fd, exe: me.clone() };
-    std::fs::create_dir_all(dir)?;
     let path = dir.join(pid.to_string());
     // A dead shim's record under our pid, if nobody removed it yet.
     let _ = std::fs::remove_file(&path);
@@ -235,6 +248,26 @@ mod tests {
         assert!(!ours.is_symlink(), "withdraw left our record");
         let third = acquire(&root).expect("third");
         assert_ne!(ino(&first), ino(&third), "a withdrawn copy was handed out");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn shims_started_together_share_the_first_copy() {
+        let root = root("together");
+        let go = std::sync::Barrier::new(4);
+        let copies: Vec<OwnedFd> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        go.wait();
+                        acquire(&root).expect("copy")
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().expect("racer")).collect()
+        });
+        let first = ino(&copies[0]);
+        assert!(copies.iter().all(|c| ino(c) == first), "copies made side by side");
         let _ = std::fs::remove_dir_all(&root);
     }
 

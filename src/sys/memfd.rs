@@ -43,3 +43,15 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// Waits for an exclusive lock on `fd`'s file (flock(2)), held until every
+/// copy of the fd is closed.
+pub fn lock_exclusive(fd: RawFd) -> io::Result<()> {
+    loop {
+        // SAFETY: plain flock on a caller-provided fd.
+        match cvt(unsafe { libc::flock(fd, libc::LOCK_EX) } as libc::c_long) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r.map(drop),
+        }
+    }
+}
