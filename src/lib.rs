@@ -84,6 +84,16 @@ fn fail(msg: &str) -> i32 {
     1
 }
 
+/// A fresh, empty directory for a unit test: `myshim-<name>-<pid>` in the
+/// temp dir, whatever an earlier run left there removed first.
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("myshim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

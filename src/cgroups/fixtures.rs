@@ -11,9 +11,7 @@ use oci_spec::runtime::LinuxResources;
 use super::{Cgroup, CgroupStats, V1Mounts};
 
 fn tree(name: &str) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("myshim-cg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    root
+    crate::scratch_dir(&format!("cg-{name}"))
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {

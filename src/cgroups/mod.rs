@@ -169,7 +169,7 @@ impl Cgroup {
     /// grace period made the shim's `cgroup.procs` writes take ~1 ms per
     /// container and up to 20 ms under churn (measured here: 0.3 ms, no
     /// tails, this way). `limit` then applies the limits, before the process
-    /// exists.
+    /// joins.
     pub fn prepare(&self) -> Result<Vec<PathBuf>, CgroupError> {
         if !v1_host() {
             return Ok(Vec::new());
@@ -187,10 +187,7 @@ impl Cgroup {
 
     /// The `tasks` files of an existing v1 cgroup (for execs), or empty on v2.
     pub fn tasks_files(&self) -> Vec<PathBuf> {
-        match v1_mounts() {
-            Ok(mounts) if v1_host() => v1_dirs(mounts, &self.path).into_iter().map(|d| d.join("tasks")).collect(),
-            _ => Vec::new(),
-        }
+        self.v1_dirs().unwrap_or_default().into_iter().map(|d| d.join("tasks")).collect()
     }
 
     /// What signals an OOM kill in this cgroup: on v1 an eventfd registered
@@ -207,9 +204,7 @@ impl Cgroup {
             let fd = crate::sys::inotify_modify(&counter).map_err(fail)?;
             return Ok(Some(OomSource { fd, counter }));
         }
-        let Ok(mounts) = v1_mounts() else { return Ok(None) };
-        let Some(mount) = mounts.get("memory") else { return Ok(None) };
-        let dir = mount.join(self.rel());
+        let Ok(dir) = self.v1_dir("memory", "watch oom") else { return Ok(None) };
         let control = std::fs::File::open(dir.join("memory.oom_control")).map_err(fail)?;
         let fd = crate::sys::eventfd().map_err(fail)?;
         let line = format!("{} {}", fd.as_raw_fd(), control.as_raw_fd());

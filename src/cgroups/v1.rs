@@ -179,8 +179,7 @@ mod tests {
 
     #[test]
     fn cpuset_directories_inherit_cpus_and_mems_down_the_path() {
-        let root = std::env::temp_dir().join(format!("myshim-cpuset-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::scratch_dir("cpuset");
         std::fs::create_dir_all(root.join("ns/c1")).expect("mkdir");
         std::fs::write(root.join("cpuset.cpus"), "0-1\n").expect("root cpus");
         std::fs::write(root.join("cpuset.mems"), "0\n").expect("root mems");
@@ -216,8 +215,7 @@ mod tests {
 
     #[test]
     fn pids_include_nested_cgroups_and_removal_takes_what_is_there() {
-        let root = std::env::temp_dir().join(format!("myshim-v1-pids-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let root = crate::scratch_dir("v1-pids");
         std::fs::create_dir_all(root.join("c1/sub")).expect("mkdir");
         std::fs::write(root.join("c1/cgroup.procs"), "12\n34\n").expect("procs");
         std::fs::write(root.join("c1/sub/cgroup.procs"), "56\n").expect("procs");

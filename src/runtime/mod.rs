@@ -73,48 +73,43 @@ impl Runtime {
     /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
     /// written before the init may exec.
     pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
-        self.with_sealed(|exe| self.spawn_from(exe, plan, stdio, maps))
+        self.with_sealed(|exe| spawn_from(exe, plan, stdio, maps))
     }
+}
 
-    fn spawn_from(
-        &self,
-        exe: RawFd,
-        plan: &NsPlan,
-        stdio: &[OwnedFd; 3],
-        maps: Option<&IdMaps>,
-    ) -> io::Result<Spawned> {
-        let (parent, child) = UnixStream::pair()?;
-        // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
-        let high: Vec<OwnedFd> = stdio
-            .iter()
-            .map(|f| f.as_raw_fd())
-            .chain(std::iter::once(child.as_raw_fd()))
-            .map(|fd| sys::dup_above(fd, 4))
-            .collect::<io::Result<_>>()?;
-        let exec = sys::ExecPlan {
-            exe,
-            fds: [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd(), high[3].as_raw_fd()],
-            argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
-            envp: Vec::new(),
-            userns_go: None,
-        };
-        let go = if plan.new_user { Some(sys::pipe()?) } else { None };
-        let exec = sys::ExecPlan { userns_go: go.as_ref().map(|(r, _)| r.as_raw_fd()), ..exec };
-        let (pid, pidfd) = match &plan.join_pid {
-            None => sys::clone_exec(plan.clone_flags, &exec)?,
-            Some(path) => in_pid_namespace(path, || sys::clone_exec(plan.clone_flags, &exec))?,
-        };
-        if let Some((_, go)) = go {
-            // On failure the write end closes unwritten and the child exits.
-            let maps = maps.ok_or_else(|| io::Error::other("a new user namespace without id maps"))?;
-            maps.write(pid)?;
-            nix::unistd::write(&go, b"1")?;
-        }
-        drop(high);
-        drop(child);
-        parent.set_nonblocking(true)?;
-        Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?) })
+/// `Runtime::spawn` from the sealed copy at `exe`.
+fn spawn_from(exe: RawFd, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
+    let (parent, child) = UnixStream::pair()?;
+    // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
+    let high: Vec<OwnedFd> = stdio
+        .iter()
+        .map(|f| f.as_raw_fd())
+        .chain(std::iter::once(child.as_raw_fd()))
+        .map(|fd| sys::dup_above(fd, 4))
+        .collect::<io::Result<_>>()?;
+    let exec = sys::ExecPlan {
+        exe,
+        fds: [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd(), high[3].as_raw_fd()],
+        argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
+        envp: Vec::new(),
+        userns_go: None,
+    };
+    let go = if plan.new_user { Some(sys::pipe()?) } else { None };
+    let exec = sys::ExecPlan { userns_go: go.as_ref().map(|(r, _)| r.as_raw_fd()), ..exec };
+    let (pid, pidfd) = match &plan.join_pid {
+        None => sys::clone_exec(plan.clone_flags, &exec)?,
+        Some(path) => in_pid_namespace(path, || sys::clone_exec(plan.clone_flags, &exec))?,
+    };
+    if let Some((_, go)) = go {
+        // On failure the write end closes unwritten and the child exits.
+        let maps = maps.ok_or_else(|| io::Error::other("a new user namespace without id maps"))?;
+        maps.write(pid)?;
+        nix::unistd::write(&go, b"1")?;
     }
+    drop(high);
+    drop(child);
+    parent.set_nonblocking(true)?;
+    Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?) })
 }
 
 /// Freeing a copy's pages takes about as long as making them, and whoever

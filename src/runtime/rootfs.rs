@@ -239,8 +239,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("myshim-rootfs-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
+        let d = crate::scratch_dir(&format!("rootfs-{name}"));
         fs::create_dir_all(d.join("etc")).expect("mkdir");
         d
     }

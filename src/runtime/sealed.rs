@@ -195,7 +195,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn root(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("myshim-sealed-{name}-{}", std::process::id()));
+        let d = crate::scratch_dir(&format!("sealed-{name}"));
         std::fs::create_dir_all(d.join(RECORDS)).expect("root");
         d
     }

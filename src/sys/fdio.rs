@@ -190,12 +190,10 @@ pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {
         return;
     }
     let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: pointer and length of a live slice.
-        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
-        if n <= 0 {
+    while let Ok(n @ 1..) = write_fd(fd, rest) {
+        rest = &rest[n..];
+        if rest.is_empty() {
             break;
         }
-        rest = &rest[n as usize..];
     }
 }
