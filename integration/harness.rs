@@ -262,3 +262,45 @@ pub fn give_rootfs_to(root: &Path, uid: u32) {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o111)).expect("chmod");
     }
 }
+
+/// The host's devices as containerd's `--privileged` lists them in the
+/// config (oci.WithHostDevices): every char and block node under /dev but
+/// /dev/console, skipping pts, shm, fd, mqueue and links.
+pub fn host_devices() -> Value {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    fn walk(dir: &Path, out: &mut Vec<Value>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let (path, name) = (e.path(), e.file_name());
+            let Ok(md) = std::fs::symlink_metadata(&path) else { continue };
+            let ft = md.file_type();
+            if ft.is_dir() {
+                if !["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"].iter().any(|s| name == *s) {
+                    walk(&path, out);
+                }
+                continue;
+            }
+            let typ = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            if name == "console" {
+                continue;
+            }
+            let rdev = md.rdev();
+            out.push(json!({
+                "path": path, "type": typ,
+                "major": libc::major(rdev), "minor": libc::minor(rdev),
+                "fileMode": md.permissions().mode() & 0o777, "uid": md.uid(), "gid": md.gid(),
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), &mut out);
+    json!(out)
+}

@@ -258,3 +258,70 @@ fn a_malformed_runtime_config_fails_the_pod_clearly() {
         remove_pod_cgroup(&parent);
     });
 }
+
+/// Issue 21: a privileged container (the host's devices, all capabilities)
+/// through CRI, with a host mount of each propagation; the container's view
+/// of its mounts' propagation and of /dev/ptmx, under `handler`.
+async fn privileged_view(cri: &mut Cri, handler: &str, host: &std::path::Path) -> String {
+    let mut cfg = sandbox_config(&format!("pod-priv-{handler}"), false);
+    if let Some(sc) = cfg.linux.as_mut().and_then(|l| l.security_context.as_mut()) {
+        sc.privileged = true;
+    }
+    let parent = cfg.linux.as_ref().map(|l| l.cgroup_parent.clone()).unwrap_or_default();
+    let req = RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: handler.into() };
+    let pod = cri.run_pod_sandbox(req).await.expect("RunPodSandbox").into_inner().pod_sandbox_id;
+    let mut c = container_config("priv", &["sleep", "1000"], 0);
+    let mount = |dir: &str, propagation: MountPropagation| Mount {
+        container_path: format!("/mnt/{dir}"),
+        host_path: host.join(dir).to_string_lossy().into_owned(),
+        propagation: propagation as i32,
+        ..Default::default()
+    };
+    c.mounts = vec![
+        mount("shared", MountPropagation::PropagationBidirectional),
+        mount("slave", MountPropagation::PropagationHostToContainer),
+        mount("private", MountPropagation::PropagationPrivate),
+    ];
+    if let Some(l) = c.linux.as_mut() {
+        l.security_context = Some(LinuxContainerSecurityContext { privileged: true, ..Default::default() });
+    }
+    let id = create(cri, &pod, &cfg, c).await;
+    cri.start_container(StartContainerRequest { container_id: id.clone() }).await.expect("StartContainer");
+    // Each /mnt mount's propagation tags (shared, master: "private" if none).
+    let probe =
+        "awk '$5 ~ /^\\/mnt\\// { p = \"\"; for (i = 7; $i != \"-\"; i++) { split($i, a, \":\"); p = p a[1] \" \" } \
+                 print $5, (p == \"\" ? \"private\" : p) }' /proc/self/mountinfo; readlink /dev/ptmx; \
+                 grep CapEff /proc/self/status; ls /dev/tty1 /dev/full";
+    let view = exec(cri, &id, &["sh", "-c", probe]).await;
+    let stop = StopContainerRequest { container_id: id.clone(), timeout: 1 };
+    cri.stop_container(stop).await.expect("StopContainer");
+    cri.remove_container(RemoveContainerRequest { container_id: id }).await.expect("RemoveContainer");
+    cri.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.expect("StopPodSandbox");
+    cri.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("RemovePodSandbox");
+    remove_pod_cgroup(&parent);
+    view
+}
+
+#[test]
+fn a_privileged_container_with_each_mount_propagation_runs_as_under_runc() {
+    // A shared mount of the test's own: CRI wants one under a
+    // bidirectional (and a host-to-container) mount's host path.
+    let host = work_dir().join("propagation");
+    std::fs::create_dir_all(&host).expect("mkdir");
+    let sh = |cmd: &str| {
+        let ok = std::process::Command::new("sh").args(["-c", cmd]).status().expect("sh");
+        assert!(ok.success(), "{cmd}");
+    };
+    let h = host.display();
+    sh(&format!("mount -t tmpfs myshim-prop {h} && mount --make-shared {h} && mkdir {h}/shared {h}/slave {h}/private"));
+    let views = block_on(async {
+        let mut cri = connect().await;
+        (privileged_view(&mut cri, "myshim", &host).await, privileged_view(&mut cri, "runc", &host).await)
+    });
+    sh(&format!("umount -l {h}"));
+    let (ours, runc) = views;
+    assert_eq!(ours, runc, "myshim and runc differ");
+    for want in ["/mnt/shared shared", "/mnt/slave master", "/mnt/private private", "pts/ptmx", "/dev/tty1"] {
+        assert!(ours.contains(want), "{want} missing under myshim:\n{ours}");
+    }
+}

@@ -5,6 +5,7 @@ mod harness;
 
 mod bad_input;
 mod bootstrap;
+mod cgroup_ownership;
 mod check_cli;
 mod confinement_vs_runc;
 mod direct;
@@ -22,6 +23,7 @@ mod lifecycle;
 mod nerdctl;
 mod output;
 mod pause;
+mod privileged;
 mod restart;
 mod sealed_copy;
 mod shim_death;

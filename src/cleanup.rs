@@ -1,6 +1,6 @@
-//! `delete`: what containerd runs when a shim died. From the state record (or,
-//! failing that, the bundle's config.json) it kills whatever is left in the
-//! container's cgroup, removes the cgroup, unmounts the rootfs, removes the
+//! `delete`: what containerd runs when a shim died. From the state record
+//! (never from a bare config.json) it kills whatever is left in the cgroup
+//! the shim made for the container, removes that cgroup, unmounts the rootfs, removes the
 //! state, and prints a DeleteResponse with exit status 137. It succeeds when
 //! there is nothing left to clean.
 
@@ -12,7 +12,7 @@ use containerd_shim_protos::protobuf::Message;
 
 use crate::args::ShimArgs;
 use crate::bootstrap::{socket_path, state_root};
-use crate::cgroups::{self, Cgroup};
+use crate::cgroups::Cgroup;
 use crate::container::hooks::{run_kinds, POSTSTOP_MARKER};
 use crate::container::timestamp;
 use crate::hooks::Kind;
@@ -28,14 +28,10 @@ pub fn run(args: &ShimArgs) -> Result<Vec<u8>, String> {
     let root = state_root();
     let dir = state::dir(&root, &args.address, &args.namespace, &args.id);
     let record = state::read(&dir).ok();
-    let cgroup_path = match &record {
-        Some(r) => Some(r.cgroup.clone()),
-        None => cgroup_from_config(&bundle, &args.namespace, &args.id),
-    };
-    if let Some(path) = cgroup_path {
-        if let Err(e) = Cgroup::new(path).destroy(Duration::from_secs(3)) {
-            log::warn!("delete {}: {e}", args.id);
-        }
+    // Only what the record says the shim made: no record, no cgroup work
+    // (the shim writes it before it makes the cgroup).
+    if let Some(r) = &record {
+        end_processes(r);
     }
     let rootfs = record.as_ref().and_then(|r| r.rootfs_mount.clone()).unwrap_or_else(|| bundle.join("rootfs"));
     if is_mount_point(&rootfs) {
@@ -86,12 +82,21 @@ fn run_poststop(bundle: &Path, dir: &Path, id: &str) {
     });
 }
 
-/// The cgroup a container would have had, for a shim that died before it
-/// wrote its state.
-fn cgroup_from_config(bundle: &Path, namespace: &str, id: &str) -> Option<PathBuf> {
-    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
-    let given = raw.pointer("/linux/cgroupsPath").and_then(|v| v.as_str()).map(Path::new);
-    cgroups::path_for(given, namespace, id).ok()
+/// The container's processes ended and its cgroup removed, as far as the
+/// record allows. A cgroup the shim made was empty when it was made, so all
+/// in it is the container's: killed, whatever its pid namespace (the init
+/// may outlive its shim). One it did not make is left as it is; only the
+/// init, found in it by its recorded pid, is killed, which ends a pid
+/// namespace of its own.
+fn end_processes(r: &state::Record) {
+    let cgroup = Cgroup::recorded(r.cgroup.clone(), r.cgroup_owned);
+    if r.cgroup_owned {
+        if let Err(e) = cgroup.destroy(true, Duration::from_secs(3)) {
+            log::warn!("delete {}: {e}", r.id);
+        }
+    } else if r.pid > 0 && cgroup.pids().is_ok_and(|p| p.contains(&r.pid)) {
+        let _ = sys::kill(r.pid, libc::SIGKILL);
+    }
 }
 
 fn is_mount_point(path: &Path) -> bool {

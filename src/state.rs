@@ -12,6 +12,13 @@ pub struct Record {
     /// The rootfs we mounted (and so must unmount), if we mounted one.
     pub rootfs_mount: Option<PathBuf>,
     pub cgroup: PathBuf,
+    /// The shim made the cgroup: only then may the cleanup kill through it
+    /// and remove it (absent in older records: left alone).
+    #[serde(default)]
+    pub cgroup_owned: bool,
+    /// The container has no pid namespace of its own.
+    #[serde(default)]
+    pub shared_pidns: bool,
     pub pid: i32,
 }
 
@@ -48,8 +55,15 @@ mod tests {
     fn write_read_replace_remove() {
         let root = std::env::temp_dir().join(format!("myshim-state-{}", std::process::id()));
         let d = dir(&root, "/run/containerd/containerd.sock", "default", "c1");
-        let mut rec =
-            Record { id: "c1".into(), bundle: "/b".into(), rootfs_mount: None, cgroup: "/default/c1".into(), pid: 0 };
+        let mut rec = Record {
+            id: "c1".into(),
+            bundle: "/b".into(),
+            rootfs_mount: None,
+            cgroup: "/default/c1".into(),
+            cgroup_owned: true,
+            shared_pidns: false,
+            pid: 0,
+        };
         write(&d, &rec).expect("write");
         rec.pid = 42;
         write(&d, &rec).expect("replace");

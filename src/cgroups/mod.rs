@@ -8,7 +8,7 @@ mod read;
 mod v1;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,9 @@ pub struct CgroupError {
 #[derive(Clone)]
 pub struct Cgroup {
     path: PathBuf,
+    /// Made by this shim for this container: only then are its processes
+    /// killed and its directories removed at the end.
+    owned: bool,
     /// Where the v2 hierarchy is mounted (a fixture tree in tests).
     v2_root: PathBuf,
     manager: Arc<OnceLock<AnyCgroupManager>>,
@@ -80,7 +83,12 @@ pub fn path_for(spec_path: Option<&Path>, namespace: &str, id: &str) -> Result<P
     if s.split('/').any(|c| c == "..") {
         return Err(refuse("must not contain '..'".into()));
     }
-    Ok(PathBuf::from("/").join(p))
+    let path = PathBuf::from("/").join(p);
+    if !path.components().any(|c| matches!(c, Component::Normal(_))) {
+        // Delete would kill and remove whatever the host runs there.
+        return Err(refuse("is the root of the cgroup hierarchy; a container needs a cgroup of its own".into()));
+    }
+    Ok(path)
 }
 
 /// Where systemd puts `slice:prefix:name`: the slice expanded by its dashes
@@ -118,8 +126,47 @@ fn systemd_path(s: &str) -> Result<PathBuf, String> {
 }
 
 impl Cgroup {
-    pub fn new(path: PathBuf) -> Cgroup {
-        Cgroup { path, v2_root: PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT), manager: Arc::default() }
+    /// The cgroup a state record names, owned or not as the record says.
+    pub fn recorded(path: PathBuf, owned: bool) -> Cgroup {
+        Cgroup { path, owned, v2_root: PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT), manager: Arc::default() }
+    }
+
+    /// The cgroup a new container is given. One that already holds
+    /// processes (in it or below it) is refused, as runc refuses it: they
+    /// are not the container's, and Delete must not end them. One that
+    /// exists but is empty is used and left as it was found (not owned).
+    pub fn claim(path: PathBuf) -> Result<Cgroup, CgroupError> {
+        let mut cg = Cgroup::recorded(path, true);
+        let existing = if v1_host() {
+            match cg.v1_dir("devices", "claim") {
+                Ok(dir) => dir.exists(),
+                Err(_) => cg.v1_dirs()?.iter().any(|d| d.exists()),
+            }
+        } else {
+            cg.v2_dir().exists()
+        };
+        if existing {
+            let pids = cg.pids()?;
+            if !pids.is_empty() {
+                let detail = format!(
+                    "already holds {} process(es) (e.g. pid {}); a container needs a cgroup of its own",
+                    pids.len(),
+                    pids[0]
+                );
+                return Err(cg.err("claim", detail));
+            }
+            cg.owned = false;
+        }
+        Ok(cg)
+    }
+
+    /// Whether this shim made the cgroup (and so removes it).
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// A v2 cgroup in a fixture tree at `root`.
@@ -128,6 +175,7 @@ impl Cgroup {
         let m = libcgroups::v2::manager::Manager::new(root.to_path_buf(), PathBuf::from(path)).expect("v2 manager");
         Cgroup {
             path: PathBuf::from(path),
+            owned: true,
             v2_root: root.to_path_buf(),
             manager: Arc::new(OnceLock::from(AnyCgroupManager::V2(m))),
         }
@@ -325,15 +373,53 @@ impl Cgroup {
         listed.map(|_| ())
     }
 
-    /// SIGKILLs what is left, waits (bounded) for it to go, removes the cgroup.
-    /// A cgroup that is not there (containerd's `delete` after a clean
-    /// Delete) costs a few stats.
-    pub fn destroy(&self, deadline: Duration) -> Result<(), CgroupError> {
-        let v1 = self.v1_dirs()?;
-        let present = if v1_host() { v1.iter().any(|d| d.exists()) } else { self.v2_dir().exists() };
-        if !present {
+    /// Removes the cgroup if this shim made it; with `kill_all`, SIGKILLs
+    /// what is left in it first and waits (bounded) for it to go. Whether to
+    /// kill is the caller's: as runc, only where the container shares a pid
+    /// namespace (otherwise its init's death ended the rest) or where the
+    /// shim died and the init may live. A cgroup that is not there
+    /// (containerd's `delete` after a clean Delete) costs a few stats.
+    pub fn destroy(&self, kill_all: bool, deadline: Duration) -> Result<(), CgroupError> {
+        if !self.owned {
+            log::debug!("cgroup {}: not made by this shim; left as it is", self.path.display());
             return Ok(());
         }
+        let dirs = if v1_host() { self.v1_dirs()? } else { vec![self.v2_dir()] };
+        if !dirs.iter().any(|d| d.exists()) {
+            return Ok(());
+        }
+        if kill_all {
+            self.kill_until_empty(deadline)?;
+        }
+        v1::remove(&dirs).map_err(|e| self.err("remove", e))
+    }
+
+    /// SIGKILLs what is in the cgroup now, without waiting or freezing (it
+    /// runs on the event loop at an init's exit): v2's cgroup.kill, else a
+    /// few rounds of list and kill. Delete's `destroy` finishes the job.
+    pub fn kill_rest(&self) -> Result<(), CgroupError> {
+        if !self.owned {
+            return Ok(());
+        }
+        if !v1_host() {
+            let kill = self.v2_dir().join("cgroup.kill");
+            if kill.exists() {
+                return std::fs::write(&kill, "1").map_err(|e| self.err("kill the rest", e));
+            }
+        }
+        for _ in 0..3 {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                let _ = crate::sys::kill(pid, libc::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+
+    fn kill_until_empty(&self, deadline: Duration) -> Result<(), CgroupError> {
         let start = Instant::now();
         loop {
             let pids = self.pids().unwrap_or_default();
@@ -351,10 +437,7 @@ impl Cgroup {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        if v1_host() {
-            return v1::remove(&v1).map_err(|e| self.err("remove", e));
-        }
-        self.manager()?.remove().map_err(|e| self.err("remove", e))
+        Ok(())
     }
 }
 
@@ -435,6 +518,15 @@ mod tests {
     #[test]
     fn escaping_paths_are_refused() {
         assert!(path_for(Some(Path::new("/a/../../etc")), "n", "c").is_err());
+    }
+
+    #[test]
+    fn a_hierarchy_root_is_refused() {
+        for root in ["/", "//", "/.", "."] {
+            let e = path_for(Some(Path::new(root)), "n", "c").expect_err(root);
+            assert!(e.to_string().contains("root of the cgroup hierarchy"), "{root}: {e}");
+        }
+        assert!(path_for(Some(Path::new("/system.slice")), "n", "c").is_ok());
     }
 
     #[test]

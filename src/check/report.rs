@@ -77,7 +77,15 @@ pub fn build(target: &str) -> Report {
     }
     // Create's own validation; the raw-key errors above are already listed.
     let spec = match spec::parse(&bytes) {
-        Ok(loaded) => Some(loaded.spec),
+        Ok(loaded) => {
+            // What only the typed config shows (ambient capabilities).
+            for f in loaded.warnings {
+                if !r.warnings.iter().any(|i| i.message == f.message) {
+                    r.warnings.push(item(&f.path, f.message));
+                }
+            }
+            Some(loaded.spec)
+        }
         Err(e) => {
             let message = e.to_string();
             if !r.errors.iter().any(|i| i.message == message) {

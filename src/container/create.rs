@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::hooks::run_kinds;
 use super::process::{Logger, Outputs};
-use super::{Confinement, Container, IoPaths, Process, Shim};
+use super::{stderr_unless_terminal, Confinement, Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
 use crate::error::TaskError;
 use crate::hooks::{self, Kind};
@@ -38,7 +38,9 @@ pub struct CreateRequest {
 struct Undo {
     rootfs: Option<PathBuf>,
     init: Option<(Spawned, tokio::sync::oneshot::Receiver<u32>)>,
-    cgroup: Option<Cgroup>,
+    /// The cgroup, and whether what is left in it is killed (a shared pid
+    /// namespace: the init's death does not end the rest).
+    cgroup: Option<(Cgroup, bool)>,
     state_dir: Option<PathBuf>,
     /// Once the init exists, a failed Create still ends with poststop.
     poststop: Option<Arc<Spec>>,
@@ -59,8 +61,8 @@ impl Undo {
         if let Some(l) = self.logger {
             l.stop().await;
         }
-        if let Some(cg) = self.cgroup {
-            if let Err(e) = cg.destroy(std::time::Duration::from_secs(3)) {
+        if let Some((cg, kill_all)) = self.cgroup {
+            if let Err(e) = cg.destroy(kill_all, std::time::Duration::from_secs(3)) {
                 log::warn!("create rollback: {e}");
             }
         }
@@ -155,12 +157,15 @@ impl Shim {
         let linux = spec.linux().as_ref();
         let cg_path = cgroups::path_for(linux.and_then(|l| l.cgroups_path().as_deref()), &self.ctx.namespace, id)
             .map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
+        let cgroup = Cgroup::claim(cg_path).map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
         let owner = Owner { id, namespace: &self.ctx.namespace };
-        let mut stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+        let mut stdio = Stdio::open(&req.io.stdin, &req.io.stdout, stderr_unless_terminal(&req.io, terminal), &owner)
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         // Registered before any await: the reaper cannot miss its exit.
         undo.logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
         let plan = NsPlan::from_spec(&spec);
+        let shared_pidns = !plan.new_pid;
         let hooked = Kind::ALL.iter().any(|k| !hooks::planned(&spec, &[*k]).is_empty());
         let hooks_spec = hooked.then(|| Arc::new(spec.clone()));
         let pause_for_hooks = !hooks::planned(&spec, &CREATE_HOOKS).is_empty();
@@ -186,10 +191,23 @@ impl Shim {
         let pid = spawned.pid;
         undo.init = Some((spawned, exited));
         undo.poststop = hooks_spec.clone();
+        // Recorded before the cgroup is made: a shim that dies from here on
+        // leaves the `delete` cleanup all it needs to undo, and only that.
+        let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
+        undo.state_dir = Some(state_dir.clone());
+        let record = state::Record {
+            id: id.to_string(),
+            bundle: bundle.to_path_buf(),
+            rootfs_mount: undo.rootfs.clone(),
+            cgroup: cgroup.path().to_path_buf(),
+            cgroup_owned: cgroup.owned(),
+            shared_pidns,
+            pid,
+        };
+        state::write(&state_dir, &record).map_err(|e| TaskError::internal("create", id, "write state", e))?;
         // The cgroup is made and limited while the init loads (on the other
         // core): the init joins it only once it has its config, below.
-        let cgroup = Cgroup::new(cg_path.clone());
-        undo.cgroup = Some(cgroup.clone());
+        undo.cgroup = Some((cgroup.clone(), shared_pidns));
         // In a user namespace the init cannot write the host's cgroup files:
         // the shim moves it instead.
         let cgroup_tasks = if plan.in_userns {
@@ -201,16 +219,6 @@ impl Shim {
         if self_join {
             cgroup.limit(resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         }
-        let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
-        undo.state_dir = Some(state_dir.clone());
-        let record = state::Record {
-            id: id.to_string(),
-            bundle: bundle.to_path_buf(),
-            rootfs_mount: undo.rootfs.clone(),
-            cgroup: cg_path.clone(),
-            pid,
-        };
-        state::write(&state_dir, &record).map_err(|e| TaskError::internal("create", id, "write state", e))?;
         if !self_join {
             cgroup.enter(pid, resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         }
@@ -219,7 +227,6 @@ impl Shim {
             return Err(TaskError::Internal(format!("create {id}: init lost")));
         };
         let seccomp_listener = super::seccomp_listener(&spec, id, "creating", (pid, pid), &req.bundle);
-        let terminal = process.terminal() == Some(true);
         let config = InitConfig {
             id: id.to_string(),
             plan,
@@ -280,14 +287,18 @@ impl Shim {
             spec: hooks_spec,
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
-            cgroup,
+            cgroup: cgroup.clone(),
+            shared_pidns,
             rootfs_mount: undo.rootfs.take(),
             state_dir,
             confinement,
             oom,
         });
         *undo = Undo::default();
-        self.publish_exit_on(&init, exited, (id, ""), oom_watch);
+        // As the runc shim: where the pid namespace is not the container's
+        // own, the init's death does not end the rest; the cgroup does.
+        let rest = (shared_pidns && cgroup.owned()).then_some(cgroup);
+        self.publish_exit_on(&init, exited, (id, ""), oom_watch, rest);
         if let Ok(mut m) = self.containers.lock() {
             m.insert(id.to_string(), c.clone());
         }

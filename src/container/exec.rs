@@ -48,8 +48,9 @@ impl Shim {
         }
         let process_terminal = process.terminal() == Some(true);
         let owner = Owner { id, namespace: &self.ctx.namespace };
-        let mut stdio = Stdio::open(&req.io.stdin, &req.io.stdout, &req.io.stderr, &owner)
-            .map_err(|e| invalid("open stdio", &e))?;
+        let stderr = super::stderr_unless_terminal(&req.io, process_terminal);
+        let mut stdio =
+            Stdio::open(&req.io.stdin, &req.io.stdout, stderr, &owner).map_err(|e| invalid("open stdio", &e))?;
         // Registered before any await. If the exec fails, its output ends
         // close with `stdio` and the logger exits at EOF.
         let logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
@@ -101,7 +102,7 @@ impl Shim {
         };
         let stdin = if process_terminal { None } else { stdio.take_stdin_feed() };
         let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), Outputs { logger, console, stdin });
-        self.publish_exit_on(&p, exited, (id, eid), None);
+        self.publish_exit_on(&p, exited, (id, eid), None, None);
         if let Ok(mut m) = c.execs.lock() {
             m.insert(eid.to_string(), p);
         }

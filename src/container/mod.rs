@@ -59,10 +59,24 @@ pub struct Container {
     pub init: Arc<Process>,
     execs: Mutex<HashMap<String, Arc<Process>>>,
     cgroup: Cgroup,
+    /// Not in a pid namespace of its own: what is left in its cgroup is
+    /// killed when the init exits and at Delete.
+    shared_pidns: bool,
     rootfs_mount: Option<PathBuf>,
     state_dir: PathBuf,
     confinement: Confinement,
     oom: Option<oom::Oom>,
+}
+
+/// The stderr to open: none with a terminal, which has one output stream.
+/// containerd's Go client (`cio.WithTerminal`) names a stderr fifo it never
+/// creates; the runc shim ignores it, and so do we.
+fn stderr_unless_terminal(io: &IoPaths, terminal: bool) -> &str {
+    if terminal {
+        ""
+    } else {
+        &io.stderr
+    }
 }
 
 /// Takes the pty master the init left at CONSOLE_FD (before it execs: the
@@ -373,8 +387,27 @@ impl Shim {
         rx: tokio::sync::oneshot::Receiver<u32>,
         (id, exec_id): (&str, &str),
         oom: Option<Arc<oom::OomWatch>>,
+        rest: Option<Cgroup>,
     ) {
         let events = self.events.clone();
+        let rx = match rest {
+            None => rx,
+            Some(cgroup) => {
+                // Killed before anything waits on the output: the rest may
+                // hold the fifos or the terminal open.
+                let (tx, after) = tokio::sync::oneshot::channel();
+                tokio::spawn(async move {
+                    let code = rx.await;
+                    if let Err(e) = cgroup.kill_rest() {
+                        log::warn!("{e}");
+                    }
+                    if let Ok(code) = code {
+                        let _ = tx.send(code);
+                    }
+                });
+                after
+            }
+        };
         let (container_id, event_id, pid) =
             (id.to_string(), if exec_id.is_empty() { id } else { exec_id }.to_string(), p.pid as u32);
         p.watch_exit(rx, move |exit| {
@@ -407,7 +440,7 @@ impl Container {
         if let Some(oom) = &self.oom {
             oom.stop();
         }
-        if let Err(e) = self.cgroup.destroy(Duration::from_secs(3)) {
+        if let Err(e) = self.cgroup.destroy(self.shared_pidns, Duration::from_secs(3)) {
             log::warn!("delete {}: {e}", self.id);
         }
         if let Some(root) = &self.rootfs_mount {

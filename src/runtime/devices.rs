@@ -16,6 +16,7 @@ use crate::sys;
 const DEFAULT_NODES: &[(&str, u64, u64)] =
     &[("null", 1, 3), ("random", 1, 8), ("full", 1, 7), ("tty", 5, 0), ("zero", 1, 5), ("urandom", 1, 9)];
 
+/// The nodes every container gets; the config's devices come after them.
 pub fn create_default(rootfs: &Path, in_userns: bool) -> Result<(), InitError> {
     // Resolved inside the rootfs: an image whose /dev is a symlink to a host
     // directory must not get nodes made (or files replaced) on the host.
@@ -28,6 +29,15 @@ pub fn create_default(rootfs: &Path, in_userns: bool) -> Result<(), InitError> {
             make_node(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, Some(0), Some(0))?;
         }
     }
+    Ok(())
+}
+
+/// The links of /dev, made after the config's devices, in runc's order:
+/// /dev/ptmx becomes the link to the container's devpts even where the
+/// config lists the host's /dev/ptmx node (a privileged container's device
+/// list does); the other links only where no device took the name.
+pub fn create_links(rootfs: &Path) -> Result<(), InitError> {
+    let dev = super::rootfs::resolve_in_root(rootfs, Path::new("/dev"))?;
     let links: &[(&str, &str)] = &[
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -41,7 +51,12 @@ pub fn create_default(rootfs: &Path, in_userns: bool) -> Result<(), InitError> {
         link("/proc/kcore", &dev.join("core"))?;
     }
     if dev.join("pts/ptmx").exists() {
-        link("pts/ptmx", &dev.join("ptmx"))?;
+        let ptmx = dev.join("ptmx");
+        // Never through a link: what is replaced is /dev/ptmx itself.
+        if fs::symlink_metadata(&ptmx).is_ok_and(|m| !m.is_dir()) {
+            fs::remove_file(&ptmx).map_err(step(format!("replace {}", ptmx.display())))?;
+        }
+        link("pts/ptmx", &ptmx)?;
     }
     Ok(())
 }
@@ -64,7 +79,7 @@ pub fn make_node(
 ) -> Result<(), InitError> {
     let shown = path.display();
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(step(format!("mkdir {}", parent.display())))?;
+        mkdir_755(parent)?;
     }
     // A node shipped in the image may be anything; replace it with the real one.
     if fs::symlink_metadata(path).is_ok() {
@@ -74,12 +89,18 @@ pub fn make_node(
     sys::chown(path, uid.unwrap_or(0), gid.unwrap_or(0)).map_err(step(format!("chown {shown}")))
 }
 
+/// A device's missing parents, 0755 as runc makes them (the init's umask is 0).
+fn mkdir_755(dir: &Path) -> Result<(), InitError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(step(format!("mkdir {}", dir.display())))
+}
+
 /// The host's device `host` bind-mounted at `path` (an empty file made for
 /// it): what a user namespace gets instead of mknod.
 pub fn bind_node(path: &Path, host: &Path) -> Result<(), InitError> {
     let shown = path.display();
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(step(format!("mkdir {}", parent.display())))?;
+        mkdir_755(parent)?;
     }
     if fs::symlink_metadata(path).is_ok() {
         fs::remove_file(path).map_err(step(format!("replace {shown}")))?;

@@ -99,7 +99,8 @@ pub fn setup(p: &Process, conf: &Confinement) -> Result<Exec, InitError> {
             cap_mask(c.inheritable(), "inheritable")?,
         );
         sys::capset(e, pm, i).map_err(step("set capabilities"))?;
-        let ambient = cap_mask(c.ambient(), "ambient")?;
+        // Only what the kernel allows (spec::ambient_not_raised warned of the rest).
+        let ambient = cap_mask(c.ambient(), "ambient")? & i & pm;
         for cap in (0..64).filter(|b| ambient & (1 << b) != 0) {
             sys::raise_ambient_cap(cap).map_err(step(format!("raise ambient capability {}", caps::name(cap))))?;
         }

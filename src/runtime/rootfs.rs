@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE};
@@ -72,6 +73,10 @@ pub fn prepare(
         .and_then(mountopts::propagation)
         .unwrap_or(MS_SLAVE | MS_REC);
     sys::mount(None, Path::new("/"), None, propagation, None).map_err(step("set propagation of /"))?;
+    // pivot_root refuses a new root whose parent mount is shared (as it is
+    // under rootfsPropagation "rshared", which CRI sets for a bidirectional
+    // mount); that mount is this namespace's copy, so it may be made private.
+    make_parent_mount_private(rootfs)?;
     // pivot_root needs the new root to be a mount point.
     sys::mount(Some(&rootfs.to_string_lossy()), rootfs, Some("bind"), MS_BIND | MS_REC, None)
         .map_err(step(format!("bind rootfs {}", rootfs.display())))?;
@@ -111,8 +116,33 @@ pub fn prepare(
             )?;
         }
     }
+    if !dev_from_host {
+        super::devices::create_links(rootfs)?;
+    }
     before_pivot()?;
     pivot(rootfs)
+}
+
+/// The mount holding `rootfs` (often containerd's snapshot mounted right
+/// there), made private if shared: the bind of it that becomes the new root
+/// is then private too.
+fn make_parent_mount_private(rootfs: &Path) -> Result<(), InitError> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(step("read mountinfo"))?;
+    let parent = rootfs;
+    let holder = info
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = Path::new(f.get(4)?);
+            let shared = f.iter().skip(6).take_while(|o| **o != "-").any(|o| o.starts_with("shared:"));
+            parent.starts_with(point).then_some((point.to_path_buf(), shared))
+        })
+        .max_by_key(|(p, _)| p.as_os_str().len());
+    if let Some((point, true)) = holder {
+        sys::mount(None, &point, None, libc::MS_PRIVATE, None)
+            .map_err(step(format!("make {} private", point.display())))?;
+    }
+    Ok(())
 }
 
 /// After pivot_root (and the sysctls): read-only, then masked paths, then
@@ -193,10 +223,16 @@ fn real_directory(rootfs: &Path, dest: &Path, resolved: &Path) -> Result<(), Str
 }
 
 fn pivot(rootfs: &Path) -> Result<(), InitError> {
+    // The old root, held open: after pivot_root "." is still the new root
+    // (only the old root's own users are moved), and making that a slave
+    // would undo the config's shared and private mounts.
+    let old_root = fs::File::open("/").map_err(step("open /"))?;
     std::env::set_current_dir(rootfs).map_err(step(format!("chdir {}", rootfs.display())))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching
     // it then leaves only the new root, with no directory to hold the old one.
     sys::pivot_root(Path::new("."), Path::new(".")).map_err(step("pivot_root"))?;
+    nix::unistd::fchdir(old_root.as_raw_fd()).map_err(std::io::Error::from).map_err(step("chdir to the old root"))?;
+    drop(old_root);
     sys::mount(None, Path::new("."), None, MS_SLAVE | MS_REC, None).map_err(step("make old root a slave"))?;
     sys::umount_detach(Path::new(".")).map_err(step("detach old root"))?;
     std::env::set_current_dir("/").map_err(step("chdir /"))?;

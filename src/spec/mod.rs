@@ -56,7 +56,37 @@ pub fn parse(bytes: &[u8]) -> Result<Loaded, SpecError> {
     let spec: Spec = serde_path_to_error::deserialize(raw)
         .map_err(|e| SpecError::Invalid(type_error(&e.path().to_string(), &e.inner().to_string())))?;
     validate(&spec)?;
-    Ok(Loaded { spec, warnings: findings })
+    let mut warnings = findings;
+    warnings.extend(ambient_not_raised(&spec));
+    Ok(Loaded { spec, warnings })
+}
+
+/// Ambient capabilities the kernel will not raise: one must be permitted
+/// and inheritable too (`runc spec`'s own default lists three that are
+/// not inheritable). As runc, the init raises the rest and goes on: fewer
+/// privileges, never more; this says which were left out.
+fn ambient_not_raised(spec: &Spec) -> Option<Finding> {
+    let c = spec.process().as_ref()?.capabilities().as_ref()?;
+    let has = |set: &Option<oci_spec::runtime::Capabilities>, cap| set.as_ref().is_some_and(|s| s.contains(cap));
+    let mut lost: Vec<String> = c
+        .ambient()
+        .iter()
+        .flatten()
+        .filter(|cap| !has(c.inheritable(), cap) || !has(c.permitted(), cap))
+        .map(|cap| format!("CAP_{cap}"))
+        .collect();
+    if lost.is_empty() {
+        return None;
+    }
+    lost.sort();
+    Some(Finding {
+        severity: Severity::Warning,
+        path: "process.capabilities.ambient".into(),
+        message: format!(
+            "process.capabilities.ambient: {} not raised: an ambient capability must also be inheritable and permitted",
+            lost.join(", ")
+        ),
+    })
 }
 
 /// `LinuxResources` from an Update: JSON paths in errors, and the values
@@ -190,6 +220,15 @@ fn validate(spec: &Spec) -> Result<(), SpecError> {
     }
     if let Some(f) = linux.personality().as_ref().and_then(|p| p.flags().as_ref()).and_then(|f| f.first()) {
         return Err(invalid(format!("linux.personality.flags: {f:?} is not a known flag")));
+    }
+    if let Some(p) = linux.cgroups_path().as_deref().map(Path::to_string_lossy) {
+        let systemd = !p.starts_with('/') && p.split(':').count() == 3;
+        if !systemd && !p.is_empty() && !p.split('/').any(|c| !c.is_empty() && c != "." && c != "..") {
+            // Delete would kill and remove whatever the host runs there.
+            return Err(invalid(format!(
+                "linux.cgroupsPath: {p:?} is the root of the cgroup hierarchy; a container needs a cgroup of its own"
+            )));
+        }
     }
     if let Some(p) = linux.rootfs_propagation() {
         if crate::mountopts::propagation(p).is_none() {

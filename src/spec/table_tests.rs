@@ -96,6 +96,8 @@ const BAD: &[(&str, Edit, &str)] = &[
         v["linux"]["timeOffsets"] = json!({"realtime": {"secs": 1}});
     }, "linux.timeOffsets.realtime: only monotonic and boottime clocks have offsets"),
     ("not an object", |v| *v = json!(["ociVersion"]), "config.json must be a JSON object"),
+    ("cgroup root", |v| v["linux"]["cgroupsPath"] = json!("/"), "linux.cgroupsPath: \"/\" is the root of the cgroup hierarchy; a container needs a cgroup of its own"),
+    ("cgroup root in other words", |v| v["linux"]["cgroupsPath"] = json!("//./"), "linux.cgroupsPath: \"//./\" is the root of the cgroup hierarchy; a container needs a cgroup of its own"),
 ];
 
 #[test]
@@ -124,6 +126,23 @@ fn valid_configs_with_unknown_keys_still_load() {
     v["linux"]["x-extra"] = json!("ok");
     let l = parse(v.to_string().as_bytes()).expect("loads");
     assert_eq!(l.warnings.len(), 3);
+}
+
+#[test]
+fn ambient_capabilities_the_kernel_cannot_raise_are_a_warning() {
+    let mut v = base();
+    // `runc spec`'s default: ambient, bounding, effective, permitted; no inheritable.
+    let three = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    v["process"]["capabilities"] = json!({"bounding": three, "effective": three, "permitted": three, "ambient": three});
+    let l = parse(v.to_string().as_bytes()).expect("loads");
+    let msgs: Vec<&str> = l.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        msgs,
+        ["process.capabilities.ambient: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE not raised: an ambient \
+          capability must also be inheritable and permitted"]
+    );
+    v["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE"]);
+    assert!(parse(v.to_string().as_bytes()).expect("loads").warnings.is_empty());
 }
 
 #[test]
