@@ -223,8 +223,29 @@ pub fn wait_gone(pid: i32, within: Duration) -> bool {
     gone(pid)
 }
 
+/// Whether the host has the unified (v2) cgroup hierarchy alone.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A cgroup's directory (`rel` below the root): in `controller`'s
+/// hierarchy on v1, in the unified one on v2.
+pub fn cgroup_dir(controller: &str, rel: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    let rel = rel.trim_start_matches('/');
+    if cgroup_v2() {
+        root.join(rel)
+    } else {
+        root.join(controller).join(rel)
+    }
+}
+
 /// The container's cgroup directories that still exist.
 pub fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    if cgroup_v2() {
+        let dir = cgroup_dir("", &format!("{NS}/{id}"));
+        return if dir.exists() { vec![dir] } else { Vec::new() };
+    }
     std::fs::read_dir("/sys/fs/cgroup")
         .map(|rd| rd.filter_map(|e| Some(e.ok()?.path().join(NS).join(id))).filter(|p| p.exists()).collect())
         .unwrap_or_default()

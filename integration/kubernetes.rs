@@ -115,6 +115,13 @@ fn shims_for(ids: &[&str]) -> Vec<i32> {
 /// What kubelet does after a pod is gone: its cgroup removed, which works
 /// only if the runtime removed the containers' cgroups below it.
 fn remove_pod_cgroup(parent: &str) {
+    if cgroup_v2() {
+        let dir = cgroup_dir("", parent);
+        if dir.exists() {
+            std::fs::remove_dir(&dir).unwrap_or_else(|e| panic!("{}: {e} (a container's cgroup left?)", dir.display()));
+        }
+        return;
+    }
     for d in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {
         let dir = d.path().join(parent.trim_start_matches('/'));
         if dir.exists() {
@@ -124,8 +131,9 @@ fn remove_pod_cgroup(parent: &str) {
 }
 
 fn memory_limit(parent: &str, id: &str) -> String {
-    let p = format!("/sys/fs/cgroup/memory{parent}/{id}/memory.limit_in_bytes");
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")).trim().to_string()
+    let file = if cgroup_v2() { "memory.max" } else { "memory.limit_in_bytes" };
+    let p = cgroup_dir("memory", &format!("{parent}/{id}")).join(file);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).trim().to_string()
 }
 
 /// The whole CRI sequence for one pod with two containers on `handler`.
@@ -323,5 +331,56 @@ fn a_privileged_container_with_each_mount_propagation_runs_as_under_runc() {
     assert_eq!(ours, runc, "myshim and runc differ");
     for want in ["/mnt/shared shared", "/mnt/slave master", "/mnt/private private", "pts/ptmx", "/dev/tty1"] {
         assert!(ours.contains(want), "{want} missing under myshim:\n{ours}");
+    }
+}
+
+/// A pod as kubelet's systemd driver lays it out: the parent is the pod's
+/// slice, and CRI gives each container `slice:cri-containerd:ID`. Where
+/// systemd runs, each is a transient scope in that slice
+/// (kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice),
+/// limited, and gone with its container; without systemd the same path on
+/// cgroupfs.
+#[test]
+fn a_pod_with_systemd_cgroup_parents_runs_in_scopes() {
+    let slice = "kubepods-burstable-podmyshim1.slice";
+    let base = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podmyshim1.slice";
+    let systemd = std::path::Path::new("/run/systemd/system").is_dir();
+    block_on(async {
+        let mut cri = connect().await;
+        let mut cfg = sandbox_config("pod-systemd", false);
+        if let Some(l) = cfg.linux.as_mut() {
+            l.cgroup_parent = slice.into();
+        }
+        let req = RunPodSandboxRequest { config: Some(cfg.clone()), runtime_handler: "myshim".into() };
+        let pod = cri.run_pod_sandbox(req).await.expect("RunPodSandbox").into_inner().pod_sandbox_id;
+        let id = create(&mut cri, &pod, &cfg, container_config("app", &["sleep", "1000"], 64 << 20)).await;
+        cri.start_container(StartContainerRequest { container_id: id.clone() }).await.expect("StartContainer");
+        let scope = format!("cri-containerd-{id}.scope");
+        assert_eq!(memory_limit(base, &scope), (64u64 << 20).to_string());
+        // The container's processes are there (inside, a v2 cgroup
+        // namespace shows it as "/").
+        let procs = cgroup_dir("pids", &format!("{base}/{scope}")).join("cgroup.procs");
+        let procs = std::fs::read_to_string(&procs).unwrap_or_else(|e| panic!("{}: {e}", procs.display()));
+        assert!(!procs.trim().is_empty(), "nothing runs in {scope}");
+        if systemd {
+            let o = std::process::Command::new("systemctl").args(["show", "-p", "ActiveState,Slice", &scope]).output();
+            let o = text(&o.expect("systemctl").stdout);
+            assert!(o.contains("ActiveState=active") && o.contains(&format!("Slice={slice}")), "{scope}: {o}");
+        }
+        let stop = StopContainerRequest { container_id: id.clone(), timeout: 1 };
+        cri.stop_container(stop).await.expect("StopContainer");
+        cri.remove_container(RemoveContainerRequest { container_id: id }).await.expect("RemoveContainer");
+        cri.stop_pod_sandbox(StopPodSandboxRequest { pod_sandbox_id: pod.clone() }).await.expect("StopPodSandbox");
+        cri.remove_pod_sandbox(RemovePodSandboxRequest { pod_sandbox_id: pod }).await.expect("RemovePodSandbox");
+        assert!(!cgroup_dir("memory", &format!("{base}/{scope}")).exists(), "{scope} left");
+    });
+    // What kubelet does after the pod: its slice goes (with systemd, the
+    // slice unit; without, the directories, innermost first).
+    if systemd {
+        let _ = std::process::Command::new("systemctl").args(["stop", "kubepods.slice"]).status();
+    } else {
+        for rel in [base, "/kubepods.slice/kubepods-burstable.slice", "/kubepods.slice"] {
+            remove_pod_cgroup(rel);
+        }
     }
 }

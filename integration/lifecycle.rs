@@ -61,7 +61,7 @@ fn kill_all_kills_every_process() {
     let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     wait_status(id, "RUNNING");
-    let procs = std::path::PathBuf::from(format!("/sys/fs/cgroup/pids/{NS}/{id}/cgroup.procs"));
+    let procs = cgroup_dir("pids", &format!("{NS}/{id}")).join("cgroup.procs");
     let mut pids: Vec<i32> = Vec::new();
     for _ in 0..100 {
         pids = std::fs::read_to_string(&procs).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();

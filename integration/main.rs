@@ -6,6 +6,7 @@ mod harness;
 mod bad_input;
 mod bootstrap;
 mod cgroup_ownership;
+mod cgroup_v2;
 mod check_cli;
 mod confinement_vs_runc;
 mod direct;

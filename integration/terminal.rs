@@ -134,6 +134,10 @@ fn a_terminal_exec_gets_its_own_pts_and_size() {
         c.start(ctx(), &start_exec).await.expect("Start exec");
         let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
         assert_eq!(c.wait(ctx(), &wait).await.expect("Wait exec").exit_status, 0);
+        // The init has no terminal: resizing it is a no-op, as with the runc
+        // shim (issue 21: clients resize unconditionally).
+        let resize = ResizePtyRequest { id: id.into(), width: 100, height: 30, ..Default::default() };
+        c.resize_pty(ctx(), &resize).await.expect("ResizePty of a process without a terminal");
         let mut got = String::new();
         read_until(&mut out, &mut got, "10 40");
         assert!(got.starts_with("/dev/pts/"), "{got:?}");

@@ -160,7 +160,7 @@ stop_containerd() {
             for id in $(ctr --address "$dir/containerd.sock" -n "$ns" containers ls -q 2>/dev/null); do
                 timeout 10 ctr --address "$dir/containerd.sock" -n "$ns" containers rm "$id" >/dev/null 2>&1
             done
-            for c in /sys/fs/cgroup/*/"$ns"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+            for c in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/"$ns"; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
         done
     fi
     if [ -f "$dir/containerd.pid" ]; then
@@ -179,7 +179,7 @@ stop_containerd() {
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
     done
     # The pods' cgroup parents the Kubernetes tests made, innermost first.
-    find /sys/fs/cgroup/*/myshim-k8s -depth -type d -exec rmdir {} + 2>/dev/null
+    find /sys/fs/cgroup/*/myshim-k8s /sys/fs/cgroup/myshim-k8s -depth -type d -exec rmdir {} + 2>/dev/null
     if [ -f "$dir/cni/net.d/10-myshim.conflist" ]; then
         ip link del "$CNI_BRIDGE" 2>/dev/null
     fi

@@ -12,7 +12,7 @@ use containerd_shim_protos::protobuf::Message;
 
 use crate::args::ShimArgs;
 use crate::bootstrap::{socket_path, state_root};
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Placement};
 use crate::container::hooks::{run_kinds, POSTSTOP_MARKER};
 use crate::container::timestamp;
 use crate::hooks::Kind;
@@ -89,7 +89,8 @@ fn run_poststop(bundle: &Path, dir: &Path, id: &str) {
 /// init, found in it by its recorded pid, is killed, which ends a pid
 /// namespace of its own.
 fn end_processes(r: &state::Record) {
-    let cgroup = Cgroup::recorded(r.cgroup.clone(), r.cgroup_owned);
+    let placement = Placement { path: r.cgroup.clone(), systemd: r.systemd_unit.clone() };
+    let cgroup = Cgroup::recorded(placement, r.cgroup_owned);
     if r.cgroup_owned {
         if let Err(e) = cgroup.destroy(true, Duration::from_secs(3)) {
             log::warn!("delete {}: {e}", r.id);

@@ -156,8 +156,11 @@ pub fn v2(s: &Stats, events: &std::collections::HashMap<String, u64>) -> v2m::Me
             ..Default::default()
         })
         .collect();
+    // pids.max "max" is 0 to libcgroups; containerd's own reader (the runc
+    // shim's) reports it as u64::MAX, which clients print as unlimited.
+    let pids_limit = if s.pids.limit == 0 { u64::MAX } else { s.pids.limit };
     v2m::Metrics {
-        pids: MessageField::some(v2m::PidsStat { current: s.pids.current, limit: s.pids.limit, ..Default::default() }),
+        pids: MessageField::some(v2m::PidsStat { current: s.pids.current, limit: pids_limit, ..Default::default() }),
         cpu: MessageField::some(v2m::CPUStat {
             usage_usec: s.cpu.usage.usage_total,
             user_usec: s.cpu.usage.usage_user,
@@ -266,6 +269,16 @@ fn io_v2(s: &Stats) -> Vec<v2m::IOEntry> {
 mod tests {
     use super::*;
     use libcgroups::stats::HugeTlbStats;
+
+    #[test]
+    fn an_unlimited_v2_pids_limit_reads_as_containerd_reads_max() {
+        let mut s = Stats::default();
+        s.pids.current = 1;
+        let m = v2(&s, &std::collections::HashMap::new());
+        assert_eq!(m.pids.limit, u64::MAX);
+        s.pids.limit = 64;
+        assert_eq!(v2(&s, &std::collections::HashMap::new()).pids.limit, 64);
+    }
 
     #[test]
     fn v1_metrics_carry_libcgroups_figures() {

@@ -12,6 +12,9 @@ pub struct Record {
     /// The rootfs we mounted (and so must unmount), if we mounted one.
     pub rootfs_mount: Option<PathBuf>,
     pub cgroup: PathBuf,
+    /// The systemd `slice:prefix:name` whose scope holds the cgroup.
+    #[serde(default)]
+    pub systemd_unit: Option<String>,
     /// The shim made the cgroup: only then may the cleanup kill through it
     /// and remove it (absent in older records: left alone).
     #[serde(default)]
@@ -60,6 +63,7 @@ mod tests {
             bundle: "/b".into(),
             rootfs_mount: None,
             cgroup: "/default/c1".into(),
+            systemd_unit: None,
             cgroup_owned: true,
             shared_pidns: false,
             pid: 0,

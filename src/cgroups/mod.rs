@@ -4,11 +4,12 @@
 
 #[cfg(test)]
 mod fixtures;
+mod path;
 mod read;
 mod v1;
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxResources};
 #[cfg(test)]
 use v1::V1Mounts;
 use v1::{fill_cpuset, v1_dirs, v1_mounts, v1_stats};
+
+pub use path::{path_for, Placement};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cgroup {path}: {what}: {detail}")]
@@ -37,6 +40,8 @@ pub struct Cgroup {
     /// Made by this shim for this container: only then are its processes
     /// killed and its directories removed at the end.
     owned: bool,
+    /// The `slice:prefix:name` systemd makes a scope of, where systemd runs.
+    systemd: Option<String>,
     /// Where the v2 hierarchy is mounted (a fixture tree in tests).
     v2_root: PathBuf,
     manager: Arc<OnceLock<AnyCgroupManager>>,
@@ -56,87 +61,24 @@ pub struct OomSource {
     pub counter: PathBuf,
 }
 
-/// The cgroupsPath a config asks for, or containerd's default `/<ns>/<id>`.
-/// Relative paths are taken from the hierarchy root. A systemd
-/// `slice:prefix:name` path (nerdctl writes one without any runtime option)
-/// is refused where systemd runs (its driver is not here yet: a directory
-/// behind systemd's back would be a misplacement); without systemd it is
-/// placed on cgroupfs where systemd would put it: `/system.slice/nerdctl-ID.scope`.
-pub fn path_for(spec_path: Option<&Path>, namespace: &str, id: &str) -> Result<PathBuf, CgroupError> {
-    let Some(p) = spec_path.filter(|p| !p.as_os_str().is_empty()) else {
-        return Ok(PathBuf::from("/").join(namespace).join(id));
-    };
-    let s = p.to_string_lossy();
-    let refuse = |detail: String| CgroupError { path: s.to_string(), what: "resolve", detail };
-    if !p.is_absolute() && s.split(':').count() == 3 {
-        if Path::new("/run/systemd/system").is_dir() {
-            return Err(refuse(
-                "systemd cgroup paths (slice:prefix:name) need the systemd cgroup driver, which the shim does not \
-                 have yet; give an absolute cgroupfs path"
-                    .into(),
-            ));
-        }
-        let path = systemd_path(&s).map_err(refuse)?;
-        log::info!("cgroup {s}: systemd is not running; using {} on cgroupfs", path.display());
-        return Ok(path);
-    }
-    if s.split('/').any(|c| c == "..") {
-        return Err(refuse("must not contain '..'".into()));
-    }
-    let path = PathBuf::from("/").join(p);
-    if !path.components().any(|c| matches!(c, Component::Normal(_))) {
-        // Delete would kill and remove whatever the host runs there.
-        return Err(refuse("is the root of the cgroup hierarchy; a container needs a cgroup of its own".into()));
-    }
-    Ok(path)
-}
-
-/// Where systemd puts `slice:prefix:name`: the slice expanded by its dashes
-/// (`a-b.slice` is `/a.slice/a-b.slice`), then the unit, `prefix-name.scope`
-/// (or `name` itself when it is a slice).
-fn systemd_path(s: &str) -> Result<PathBuf, String> {
-    let mut parts = s.splitn(3, ':');
-    let (slice, prefix, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let bad = |what: &str| format!("not a valid systemd cgroup path: {what}");
-    if name.is_empty() || [slice, prefix, name].iter().any(|p| p.contains('/') || *p == "..") {
-        return Err(bad("slice:prefix:name needs a name, and no part may hold '/'"));
-    }
-    let mut path = PathBuf::from("/");
-    if !slice.is_empty() && slice != "-.slice" {
-        let base = slice.strip_suffix(".slice").ok_or_else(|| bad("the slice must end in .slice"))?;
-        if base.is_empty() || base.starts_with('-') || base.ends_with('-') || base.contains("--") {
-            return Err(bad("the slice's name has a misplaced '-'"));
-        }
-        let mut so_far = String::new();
-        for part in base.split('-') {
-            if !so_far.is_empty() {
-                so_far.push('-');
-            }
-            so_far.push_str(part);
-            path.push(format!("{so_far}.slice"));
-        }
-    }
-    let unit = match (name.ends_with(".slice"), prefix.is_empty()) {
-        (true, _) => name.to_string(),
-        (false, true) => format!("{name}.scope"),
-        (false, false) => format!("{prefix}-{name}.scope"),
-    };
-    path.push(unit);
-    Ok(path)
-}
-
 impl Cgroup {
     /// The cgroup a state record names, owned or not as the record says.
-    pub fn recorded(path: PathBuf, owned: bool) -> Cgroup {
-        Cgroup { path, owned, v2_root: PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT), manager: Arc::default() }
+    pub fn recorded(placement: Placement, owned: bool) -> Cgroup {
+        Cgroup {
+            path: placement.path,
+            owned,
+            systemd: placement.systemd,
+            v2_root: PathBuf::from(libcgroups::common::DEFAULT_CGROUP_ROOT),
+            manager: Arc::default(),
+        }
     }
 
     /// The cgroup a new container is given. One that already holds
     /// processes (in it or below it) is refused, as runc refuses it: they
     /// are not the container's, and Delete must not end them. One that
     /// exists but is empty is used and left as it was found (not owned).
-    pub fn claim(path: PathBuf) -> Result<Cgroup, CgroupError> {
-        let mut cg = Cgroup::recorded(path, true);
+    pub fn claim(placement: Placement) -> Result<Cgroup, CgroupError> {
+        let mut cg = Cgroup::recorded(placement, true);
         let existing = if v1_host() {
             match cg.v1_dir("devices", "claim") {
                 Ok(dir) => dir.exists(),
@@ -165,8 +107,9 @@ impl Cgroup {
         self.owned
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where it is, as a state record keeps it.
+    pub fn placement(&self) -> Placement {
+        Placement { path: self.path.clone(), systemd: self.systemd.clone() }
     }
 
     /// A v2 cgroup in a fixture tree at `root`.
@@ -176,6 +119,7 @@ impl Cgroup {
         Cgroup {
             path: PathBuf::from(path),
             owned: true,
+            systemd: None,
             v2_root: root.to_path_buf(),
             manager: Arc::new(OnceLock::from(AnyCgroupManager::V2(m))),
         }
@@ -205,7 +149,17 @@ impl Cgroup {
         if let Some(m) = self.manager.get() {
             return Ok(m);
         }
-        let cfg = CgroupConfig { cgroup_path: self.path.clone(), systemd_cgroup: false, container_name: String::new() };
+        let cfg = match &self.systemd {
+            // The manager starts the transient scope, delegated, with the process in it.
+            Some(unit) => CgroupConfig {
+                cgroup_path: PathBuf::from(unit),
+                systemd_cgroup: true,
+                container_name: self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            },
+            None => {
+                CgroupConfig { cgroup_path: self.path.clone(), systemd_cgroup: false, container_name: String::new() }
+            }
+        };
         let m = create_cgroup_manager(cfg).map_err(|e| self.err("open", e))?;
         Ok(self.manager.get_or_init(|| m))
     }
@@ -286,7 +240,7 @@ impl Cgroup {
     pub fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         let m = self.manager()?;
         let opt = ControllerOpt { resources: r, disable_oom_killer: false, oom_score_adj: None, freezer_state: None };
-        m.apply(&opt).map_err(|e| self.err("update limits", e))
+        self.apply_opt(m, &opt, "update limits")
     }
 
     fn apply(&self, m: &AnyCgroupManager, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
@@ -294,7 +248,20 @@ impl Cgroup {
             let r = with_default_devices(r);
             let opt =
                 ControllerOpt { resources: &r, disable_oom_killer: false, oom_score_adj: None, freezer_state: None };
-            m.apply(&opt).map_err(|e| self.err("apply limits", e))?;
+            self.apply_opt(m, &opt, "apply limits")?;
+        }
+        Ok(())
+    }
+
+    /// The limits through the manager; under systemd, also written to the
+    /// scope's own files, as runc's systemd driver does: systemd has no
+    /// property for some (the device filter among them).
+    fn apply_opt(&self, m: &AnyCgroupManager, opt: &ControllerOpt, what: &'static str) -> Result<(), CgroupError> {
+        m.apply(opt).map_err(|e| self.err(what, e))?;
+        if self.systemd.is_some() {
+            let fs = libcgroups::v2::manager::Manager::new(self.v2_root.clone(), self.path.clone())
+                .map_err(|e| self.err(what, e))?;
+            fs.apply(opt).map_err(|e| self.err(what, e))?;
         }
         Ok(())
     }
@@ -390,6 +357,10 @@ impl Cgroup {
         }
         if kill_all {
             self.kill_until_empty(deadline)?;
+        }
+        if self.systemd.is_some() {
+            // Stopping the scope removes its cgroup.
+            return self.manager()?.remove().map_err(|e| self.err("stop the scope", e));
         }
         v1::remove(&dirs).map_err(|e| self.err("remove", e))
     }
@@ -504,53 +475,6 @@ fn with_default_devices(r: &LinuxResources) -> LinuxResources {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_and_given_paths() {
-        assert_eq!(path_for(None, "default", "c1").expect("ok"), PathBuf::from("/default/c1"));
-        assert_eq!(
-            path_for(Some(Path::new("/kubepods/pod1/c1")), "k8s.io", "c1").expect("ok"),
-            PathBuf::from("/kubepods/pod1/c1")
-        );
-        assert_eq!(path_for(Some(Path::new("mine/c1")), "n", "c1").expect("ok"), PathBuf::from("/mine/c1"));
-    }
-
-    #[test]
-    fn escaping_paths_are_refused() {
-        assert!(path_for(Some(Path::new("/a/../../etc")), "n", "c").is_err());
-    }
-
-    #[test]
-    fn a_hierarchy_root_is_refused() {
-        for root in ["/", "//", "/.", "."] {
-            let e = path_for(Some(Path::new(root)), "n", "c").expect_err(root);
-            assert!(e.to_string().contains("root of the cgroup hierarchy"), "{root}: {e}");
-        }
-        assert!(path_for(Some(Path::new("/system.slice")), "n", "c").is_ok());
-    }
-
-    #[test]
-    fn systemd_paths_land_where_systemd_would_put_them() {
-        let p = |s: &str| systemd_path(s).map(|p| p.display().to_string());
-        assert_eq!(p("system.slice:nerdctl:abc").as_deref(), Ok("/system.slice/nerdctl-abc.scope"));
-        assert_eq!(
-            p("kubepods-burstable-pod1.slice:cri-containerd:c1").as_deref(),
-            Ok("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-containerd-c1.scope")
-        );
-        assert_eq!(p(":docker:abc").as_deref(), Ok("/docker-abc.scope"));
-        assert_eq!(p("-.slice::abc").as_deref(), Ok("/abc.scope"));
-        assert_eq!(p("user.slice:x:sub.slice").as_deref(), Ok("/user.slice/sub.slice"));
-        for bad in [
-            "system:nerdctl:abc",
-            "a--b.slice:p:n",
-            "-a.slice:p:n",
-            "system.slice:p:",
-            "system.slice:p:a/b",
-            "system.slice:..:x",
-        ] {
-            assert!(systemd_path(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn defaults_follow_a_deny_all() {
