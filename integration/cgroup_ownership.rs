@@ -15,14 +15,14 @@ use crate::harness::*;
 
 /// A cgroup the test makes in every hierarchy (v1) or in the unified one,
 /// with the processes it moved there; all of it undone on drop.
-struct TestCgroup {
+pub struct TestCgroup {
     dirs: Vec<PathBuf>,
     victims: Vec<Child>,
 }
 
 /// The hierarchies a container's cgroup is made in: each v1 mount under
 /// /sys/fs/cgroup (links and the hybrid unified mount skipped), or the v2 root.
-fn hierarchies() -> Vec<PathBuf> {
+pub fn hierarchies() -> Vec<PathBuf> {
     let root = PathBuf::from("/sys/fs/cgroup");
     if root.join("cgroup.procs").exists() {
         return vec![root];
@@ -40,7 +40,7 @@ fn hierarchies() -> Vec<PathBuf> {
 
 impl TestCgroup {
     /// `rel` (below /myshim-test) made, its parents too.
-    fn make(rel: &str) -> TestCgroup {
+    pub fn make(rel: &str) -> TestCgroup {
         let mut dirs = Vec::new();
         for h in hierarchies() {
             // The namespace's own parent is shared with other tests: made if
@@ -54,8 +54,9 @@ impl TestCgroup {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => panic!("mkdir {}: {e}", dir.display()),
                 }
-                // A v1 cpuset takes no process until it has cpus and mems.
-                for f in ["cpuset.cpus", "cpuset.mems"] {
+                // A v1 cpuset takes no process until it has cpus and mems
+                // (on v2 an empty one inherits).
+                for f in ["cpuset.cpus", "cpuset.mems"].into_iter().filter(|_| !cgroup_v2()) {
                     let file = dir.join(f);
                     let parent = dir.parent().expect("parent").join(f);
                     if file.exists() && std::fs::read_to_string(&file).is_ok_and(|s| s.trim().is_empty()) {

@@ -388,8 +388,14 @@ fn through_runc(id: &str, spec: &Value) -> String {
     let mut spec = spec.clone();
     spec["linux"]["cgroupsPath"] = json!(format!("/{NS}/{id}-runc"));
     std::fs::write(bundle.join("config.json"), serde_json::to_vec(&spec).expect("json")).expect("config");
-    let out = Command::new("timeout")
-        .args(["-k", "5", "60", "runc", "--root"])
+    // runc as containerd's runc shim starts it: at containerd's
+    // oom_score_adj + 1 (this process's stands in for containerd's), which a
+    // container with no oomScoreAdj of its own inherits.
+    let score: i32 = std::fs::read_to_string("/proc/self/oom_score_adj").expect("score").trim().parse().expect("score");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo {} > /proc/self/oom_score_adj && exec \"$@\"", (score + 1).min(1000)))
+        .args(["sh", "timeout", "-k", "5", "60", "runc", "--root"])
         .arg(work_dir().join("runc-root"))
         .args(["run", "--bundle"])
         .arg(&bundle)

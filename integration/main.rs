@@ -26,6 +26,7 @@ mod output;
 mod pause;
 mod privileged;
 mod restart;
+mod runc_shim_parity;
 mod sealed_copy;
 mod shim_death;
 mod soak;

@@ -16,7 +16,7 @@ const BOOL_FLAGS: &[&str] = &["debug", "v", "version", "info"];
 
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String> {
     let mut out = ShimArgs::default();
-    let mut it = args.into_iter();
+    let mut it = args.into_iter().peekable();
     while let Some(arg) = it.next() {
         let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
             if !out.action.is_empty() {
@@ -37,8 +37,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String
             }
             continue;
         }
+        let known = matches!(name, "namespace" | "address" | "publish-binary" | "id" | "bundle");
         let value = match inline {
             Some(v) => v,
+            // A flag a newer containerd adds may be boolean: it takes no
+            // action word (nor another flag) as its value.
+            None if !known && it.peek().is_none_or(|next| next.starts_with('-') || is_action(next)) => continue,
             None => it.next().ok_or_else(|| format!("flag -{name} needs a value"))?,
         };
         match name {
@@ -52,6 +56,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String
         }
     }
     Ok(out)
+}
+
+fn is_action(word: &str) -> bool {
+    matches!(word, "start" | "delete" | "check" | "features")
 }
 
 #[cfg(test)]
@@ -87,5 +95,13 @@ mod tests {
         assert_eq!(p("-id").unwrap_err(), "flag -id needs a value");
         assert!(p("start delete").is_err());
         assert_eq!(p("-v").expect("v").action, "version");
+    }
+
+    #[test]
+    fn an_unknown_boolean_flag_does_not_eat_the_action() {
+        let a = p("-namespace n -id x -new-bool start").expect("parse");
+        assert_eq!((a.id.as_str(), a.action.as_str()), ("x", "start"));
+        let a = p("-new-bool -id x delete").expect("parse");
+        assert_eq!((a.id.as_str(), a.action.as_str()), ("x", "delete"));
     }
 }

@@ -30,10 +30,7 @@ pub fn init(debug: bool, id: &str, to_stderr: bool) {
 
 impl log::Log for Logger {
     fn enabled(&self, meta: &log::Metadata) -> bool {
-        // Dependencies' chatter (ttrpc, libcgroups) only when debugging.
-        meta.target().starts_with("containerd_shim_myshim")
-            || meta.level() <= log::Level::Warn
-            || log::max_level() >= log::LevelFilter::Debug
+        shown(meta.target(), meta.level(), log::max_level())
     }
 
     fn log(&self, record: &log::Record) {
@@ -84,6 +81,14 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// Our own lines at the level set; dependencies' chatter (ttrpc,
+/// libcgroups) only when debugging, their warnings always. The library
+/// crate is `myshim`: its modules log as `myshim::...`.
+fn shown(target: &str, level: log::Level, max: log::LevelFilter) -> bool {
+    let ours = target == "myshim" || target.starts_with("myshim::") || target.starts_with("containerd_shim_myshim");
+    (ours && level <= max) || level <= log::Level::Warn || max >= log::LevelFilter::Debug
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +101,16 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn our_info_lines_show_and_dependencies_only_warn() {
+        use log::{Level, LevelFilter};
+        assert!(shown("myshim::container::create", Level::Info, LevelFilter::Info));
+        assert!(shown("containerd_shim_myshim_v2", Level::Info, LevelFilter::Info));
+        assert!(!shown("ttrpc::asynchronous::server", Level::Info, LevelFilter::Info));
+        assert!(shown("libcgroups::v2", Level::Warn, LevelFilter::Info));
+        assert!(shown("ttrpc::asynchronous::server", Level::Debug, LevelFilter::Debug));
+        assert!(!shown("myshim::x", Level::Debug, LevelFilter::Info));
     }
 }

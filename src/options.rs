@@ -21,6 +21,9 @@ fn type_name(url: &str) -> &str {
 pub struct ShimOptions {
     /// Mis-cased or misplaced hook keys fail Create instead of being warnings.
     pub hooks_strict: bool,
+    /// runc's `ShimCgroup`: the cgroup the shim moves itself into (operators
+    /// account shims apart from their pods).
+    pub shim_cgroup: Option<String>,
 }
 
 /// Reads the options of a Create. runc's types are accepted and ignored;
@@ -32,8 +35,13 @@ pub fn parse(options: Option<&Any>) -> Result<ShimOptions, String> {
     };
     match type_name(&any.type_url) {
         RUNC_V1 => match RuncOptions::parse_from_bytes(&any.value) {
-            Ok(o) if !o.binary_name.is_empty() => log::debug!("ignoring runc option BinaryName={}", o.binary_name),
-            Ok(_) => {}
+            Ok(o) => {
+                if !o.binary_name.is_empty() {
+                    log::debug!("ignoring runc option BinaryName={}", o.binary_name);
+                }
+                let shim_cgroup = Some(o.shim_cgroup).filter(|c| !c.is_empty());
+                return Ok(ShimOptions { shim_cgroup, ..ShimOptions::default() });
+            }
             Err(e) => log::warn!("ignoring malformed {RUNC_V1}: {e}"),
         },
         RUNC_LEGACY => {}
@@ -134,6 +142,9 @@ mod tests {
         );
         assert_eq!(parse(Some(&any("containerd.linux.runc.CreateOptions", vec![8, 1]))), Ok(ShimOptions::default()));
         assert_eq!(parse(None), Ok(ShimOptions::default()));
+        let with_cgroup = RuncOptions { shim_cgroup: "/system.slice/shims".into(), ..Default::default() };
+        let parsed = parse(Some(&any(RUNC_V1, with_cgroup.write_to_bytes().expect("encode")))).expect("parse");
+        assert_eq!(parsed.shim_cgroup.as_deref(), Some("/system.slice/shims"));
     }
 
     #[test]
@@ -145,11 +156,11 @@ mod tests {
     #[test]
     fn runtime_options_carry_our_config() {
         let body = [pb(1, "x"), pb(3, r#"{"hooks": {"strict": true}}"#)].concat();
-        assert_eq!(parse(Some(&any(CRI, body))), Ok(ShimOptions { hooks_strict: true }));
+        assert_eq!(parse(Some(&any(CRI, body))), Ok(ShimOptions { hooks_strict: true, ..Default::default() }));
         let path = std::env::temp_dir().join(format!("myshim-opts-{}.json", std::process::id()));
         std::fs::write(&path, r#"{"hooks": {"strict": false}}"#).expect("write");
         let by_path = [pb(2, &path.to_string_lossy())].concat();
-        assert_eq!(parse(Some(&any(CRI, by_path))), Ok(ShimOptions { hooks_strict: false }));
+        assert_eq!(parse(Some(&any(CRI, by_path))), Ok(ShimOptions { hooks_strict: false, ..Default::default() }));
         std::fs::remove_file(&path).expect("cleanup");
         assert_eq!(parse(Some(&any(CRI, vec![]))), Ok(ShimOptions::default()));
     }

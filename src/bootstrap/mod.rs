@@ -94,6 +94,7 @@ fn start(args: ShimArgs, ttrpc_address: Option<String>, encoding: Option<params:
     let listener = UnixListener::bind(&socket).map_err(|e| format!("start: listen on {}: {e}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("start: chmod socket: {e}"))?;
+    adjust_oom_score();
     let child = match sys::fork_daemon() {
         Ok(Some(child)) => child,
         Ok(None) => return Ok(Started::Daemon(Daemon { args, listener, socket, ttrpc_address })),
@@ -120,6 +121,27 @@ fn group_of(config: &Path) -> Option<String> {
     let spec: serde_json::Value = serde_json::from_slice(&text).ok()?;
     let annotations = spec.get("annotations")?;
     GROUP_ANNOTATIONS.iter().find_map(|k| annotations.get(k)?.as_str().filter(|v| !v.is_empty()).map(str::to_string))
+}
+
+/// As the runc shim: the shim's oom_score_adj is containerd's (its parent
+/// here) plus one, at most 1000, so under memory pressure the shim goes
+/// before containerd; a container without `process.oomScoreAdj` inherits
+/// it. Raising needs no privilege; a failure only costs the ordering.
+fn adjust_oom_score() {
+    let parent = std::os::unix::process::parent_id();
+    let Some(score) = std::fs::read_to_string(format!("/proc/{parent}/oom_score_adj"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", oom_score_for_shim(score).to_string()) {
+        log::warn!("start: oom_score_adj: {e}");
+    }
+}
+
+fn oom_score_for_shim(containerd: i32) -> i32 {
+    (containerd + 1).min(1000)
 }
 
 #[cfg(test)]
@@ -157,5 +179,12 @@ mod tests {
         assert!(a.as_os_str().len() < 60, "{a:?}");
         assert_ne!(a, b);
         assert_ne!(a.parent(), c.parent());
+    }
+
+    #[test]
+    fn the_shims_oom_score_is_containerds_plus_one_at_most_1000() {
+        assert_eq!(super::oom_score_for_shim(0), 1);
+        assert_eq!(super::oom_score_for_shim(-999), -998);
+        assert_eq!(super::oom_score_for_shim(1000), 1000);
     }
 }

@@ -412,6 +412,28 @@ impl Cgroup {
     }
 }
 
+/// Moves this process, the shim, into the existing cgroup `path` (runc's
+/// `ShimCgroup`): on v1 in every hierarchy that has it, on v2 the one.
+pub fn move_self(path: &Path) -> Result<(), CgroupError> {
+    let err = |what, detail: String| CgroupError { path: path.display().to_string(), what, detail };
+    let dirs = if v1_host() {
+        let mounts = v1_mounts().map_err(|e| err("find hierarchies", e.to_string()))?;
+        v1_dirs(mounts, path).into_iter().filter(|d| d.exists()).collect::<Vec<_>>()
+    } else {
+        let dir = Path::new(libcgroups::common::DEFAULT_CGROUP_ROOT).join(path.strip_prefix("/").unwrap_or(path));
+        dir.exists().then_some(dir).into_iter().collect()
+    };
+    if dirs.is_empty() {
+        return Err(err("move the shim", "no such cgroup".into()));
+    }
+    let pid = std::process::id().to_string();
+    for dir in dirs {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, &pid).map_err(|e| err("move the shim", format!("{}: {e}", procs.display())))?;
+    }
+    Ok(())
+}
+
 /// Whether this host's cgroups are v1 (legacy or hybrid), asked once.
 fn v1_host() -> bool {
     static V1: OnceLock<bool> = OnceLock::new();

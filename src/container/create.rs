@@ -99,6 +99,10 @@ impl Shim {
         for w in &loaded.warnings {
             log::warn!("create {id}: config.json: {}", w.message);
         }
+        if let Some(path) = &req.options.shim_cgroup {
+            cgroups::move_self(Path::new(path))
+                .map_err(|e| TaskError::invalid("create", id, "runc option ShimCgroup", e))?;
+        }
         if req.options.hooks_strict {
             let hook_keys: Vec<&str> =
                 loaded.warnings.iter().filter(|w| w.about_hooks()).map(|w| w.message.as_str()).collect();

@@ -128,6 +128,11 @@ pub(crate) fn in_pid_namespace<T>(path: &std::path::Path, f: impl FnOnce() -> io
     sys::setns(target.as_raw_fd(), libc::CLONE_NEWPID)
         .map_err(|e| io::Error::new(e.kind(), format!("join pid namespace {}: {e}", path.display())))?;
     let r = f();
-    sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID)?;
+    if let Err(e) = sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID) {
+        // Every later child of the shim would start in the container's pid
+        // namespace: nothing the shim does after this can be trusted.
+        log::error!("return to the shim's own pid namespace: {e}; aborting");
+        std::process::abort();
+    }
     r
 }

@@ -374,7 +374,7 @@ pub fn close_from(first: u32) -> io::Result<()> {
 /// Restores default dispositions and an empty mask: ignored signals (Rust
 /// ignores SIGPIPE) would otherwise survive exec into the user's process.
 pub fn reset_signals() {
-    for sig in 1..libc::SIGRTMAX() {
+    for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }

@@ -1,0 +1,107 @@
+//! Issue 21: behaviours of containerd's runc shim that clients rely on,
+//! side by side with it where ctr can drive both.
+
+use crate::harness::*;
+
+/// The shim's oom_score_adj is containerd's + 1 (so the kernel picks it
+/// before containerd), and a container with no `process.oomScoreAdj`
+/// inherits it: the same under the runc shim.
+#[test]
+fn oom_score_adj_follows_containerd_plus_one_as_with_the_runc_shim() {
+    let id = "parity-oom";
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sleep", "1000"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    wait_status(id, "RUNNING");
+    let score = |pid: i32| -> i32 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).expect("oom_score_adj");
+        s.trim().parse().expect("a number")
+    };
+    let shim = shim_pids(id);
+    assert_eq!(shim.len(), 1, "{shim:?}");
+    let containerd: i32 = std::fs::read_to_string(format!("/proc/{}/stat", shim[0]))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse().ok()))
+        .expect("the shim's parent");
+    let want = (score(containerd) + 1).min(1000);
+    assert_eq!(score(shim[0]), want, "the shim's own score");
+    assert_eq!(score(task_pid(id)), want, "the container's inherited score");
+    remove(id);
+    assert_no_leftovers(id);
+
+    let probe = ["cat", "/proc/self/oom_score_adj"];
+    let ours = run_image("parity-oom-run", &[], &probe);
+    let theirs = ctr(&[
+        &["run", "--rm", "--runtime", "io.containerd.runc.v2", &image(), "parity-oom-runc"],
+        &probe[..],
+    ]
+    .concat());
+    assert!(ours.status.success() && theirs.status.success(), "{} {}", text(&ours.stderr), text(&theirs.stderr));
+    assert_eq!(text(&ours.stdout), text(&theirs.stdout), "myshim and the runc shim differ");
+    assert_eq!(text(&ours.stdout).trim(), want.to_string());
+}
+
+/// An exec created and deleted without a Start reports status 0, as with
+/// the runc shim (whose exec process does not exist before Start).
+#[test]
+fn an_exec_deleted_before_its_start_reports_zero() {
+    use containerd_shim_protos::api::{DeleteRequest, ExecProcessRequest};
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+
+    use crate::direct::*;
+    let id = "parity-exec";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let process =
+            serde_json::json!({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
+        let any = Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+            value: serde_json::to_vec(&process).expect("json"),
+            ..Default::default()
+        };
+        let exec =
+            ExecProcessRequest { id: id.into(), exec_id: "e1".into(), spec: Some(any).into(), ..Default::default() };
+        c.exec(ctx(), &exec).await.expect("Exec");
+        let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.delete(ctx(), &del).await.expect("Delete exec").exit_status, 0);
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}
+
+/// runc's `Options.ShimCgroup` (set by operators who account shims apart
+/// from their pods): the shim moves itself there at Create.
+#[test]
+fn the_shim_moves_into_the_shim_cgroup_its_options_name() {
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::protobuf::Message;
+    use containerd_shim_protos::shim::oci::Options;
+
+    use crate::cgroup_ownership::TestCgroup;
+    use crate::direct::*;
+    let id = "parity-shimcg";
+    let _cg = TestCgroup::make("shims");
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let opts = Options { shim_cgroup: format!("/{NS}/shims"), ..Default::default() };
+        let any = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: opts.write_to_bytes().expect("encode"),
+            ..Default::default()
+        };
+        let mut req = create_request(id, &b);
+        req.options = Some(any).into();
+        let shim = create_started_with(&c, req).await;
+        let own = std::fs::read_to_string(format!("/proc/{shim}/cgroup")).expect("the shim's cgroups");
+        let want = format!("/{NS}/shims");
+        let lines: Vec<&str> = own.lines().filter(|l| !l.contains("name=systemd") && !l.starts_with("0::")).collect();
+        let lines = if lines.is_empty() { own.lines().collect() } else { lines };
+        assert!(lines.iter().all(|l| l.ends_with(&want)), "the shim is not in {want}:\n{own}");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}
