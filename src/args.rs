@@ -33,6 +33,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<ShimArgs, String
             let on = inline.as_deref().is_none_or(|v| v == "true" || v == "1");
             match name {
                 "debug" => out.debug = on,
+                "info" => out.action = "info".into(),
                 _ => out.action = "version".into(),
             }
             continue;

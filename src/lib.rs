@@ -11,6 +11,7 @@ mod console;
 mod container;
 mod error;
 mod events;
+mod features;
 mod hooks;
 mod logger;
 mod metrics;
@@ -66,9 +67,24 @@ pub fn main() {
             Err(e) => fail(&e),
         },
         "version" => print_out(format!("containerd-shim-myshim-v2 {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
-        other => fail(&format!("unknown action {other:?} (want start, delete, check)")),
+        "features" => features::json().map_or_else(|e| fail(&e), |b| print_out(&b)),
+        "info" => {
+            read_stdin().and_then(|opts| features::runtime_info(&opts)).map_or_else(|e| fail(&e), |b| print_out(&b))
+        }
+        other => fail(&format!("unknown action {other:?} (want start, delete, check, features, -info)")),
     };
     std::process::exit(code);
+}
+
+/// What containerd writes on stdin for `-info` (an options Any), bounded.
+fn read_stdin() -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut input = Vec::new();
+    let stdin = std::io::stdin();
+    if !nix::unistd::isatty(std::os::fd::AsRawFd::as_raw_fd(&stdin)).unwrap_or(false) {
+        stdin.lock().take(1 << 20).read_to_end(&mut input).map_err(|e| format!("-info: read stdin: {e}"))?;
+    }
+    Ok(input)
 }
 
 fn print_out(bytes: &[u8]) -> i32 {

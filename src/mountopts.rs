@@ -27,6 +27,48 @@ impl MountOptions {
     }
 }
 
+/// The options `parse` turns into flags or propagation (anything else is
+/// passed to the filesystem as data): what `features` reports.
+pub const KNOWN: &[&str] = &[
+    "defaults",
+    "ro",
+    "rw",
+    "suid",
+    "nosuid",
+    "dev",
+    "nodev",
+    "exec",
+    "noexec",
+    "sync",
+    "async",
+    "dirsync",
+    "remount",
+    "mand",
+    "nomand",
+    "atime",
+    "noatime",
+    "diratime",
+    "nodiratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nolazytime",
+    "silent",
+    "loud",
+    "bind",
+    "rbind",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
 pub fn parse(options: &[String]) -> MountOptions {
     let mut out = MountOptions::default();
     for opt in options {
@@ -90,6 +132,14 @@ pub fn propagation(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_known_option_is_a_flag_or_a_propagation() {
+        for o in KNOWN {
+            assert!(parse(&[o.to_string()]).data.is_empty(), "{o} would go to the filesystem as data");
+        }
+        assert_eq!(parse(&["size=1k".to_string()]).data, ["size=1k"]);
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

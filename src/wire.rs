@@ -45,6 +45,11 @@ pub fn string_field(fields: &[(u64, &[u8])], n: u64) -> String {
 
 /// Appends string field `n` (wire type 2: key, varint length, bytes).
 pub fn put_string(out: &mut Vec<u8>, n: u64, s: &str) {
+    put_bytes(out, n, s.as_bytes());
+}
+
+/// Appends length-delimited field `n`: bytes, or an encoded message.
+pub fn put_bytes(out: &mut Vec<u8>, n: u64, bytes: &[u8]) {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
@@ -53,8 +58,8 @@ pub fn put_string(out: &mut Vec<u8>, n: u64, s: &str) {
         out.push(v as u8);
     }
     varint(out, (n << 3) | 2);
-    varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

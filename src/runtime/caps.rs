@@ -70,6 +70,11 @@ pub fn last_cap() -> u32 {
         .unwrap_or(CAPS.len() as u32 - 1)
 }
 
+/// Every capability name this shim knows, in kernel order.
+pub fn all_names() -> &'static [&'static str] {
+    CAPS
+}
+
 pub fn name(cap: u32) -> &'static str {
     CAPS.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN")
 }

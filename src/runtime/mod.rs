@@ -2,7 +2,7 @@
 //! the shim binary re-exec'd from a sealed memfd (see `sealed`) straight out
 //! of clone3 into the new namespaces; it does the rest itself (see `init`).
 
-mod caps;
+pub(crate) mod caps;
 pub mod channel;
 mod devices;
 pub mod init;
