@@ -113,3 +113,44 @@ fn malformed_frames_get_errors_and_the_shim_lives() {
     }
     rt().block_on(async { shutdown(&client(addr.trim()).await, shim).await });
 }
+
+/// Issue 22: two Creates of one id at once, and two Execs of one exec id:
+/// one runs, the other is refused (ALREADY_EXISTS), nothing is run twice
+/// or left behind. Guard: the id is reserved before Create's first await.
+#[test]
+fn the_same_id_created_twice_at_once_runs_once() {
+    use containerd_shim_protos::api::{ExecProcessRequest, StartRequest};
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::ttrpc::Code;
+
+    let id = "twice";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let req = create_request(id, &b);
+        let (a, b2) = tokio::join!(c.create(ctx(), &req), c.create(ctx(), &req));
+        fn refused<T>(r: &Result<T, containerd_shim_protos::ttrpc::Error>) -> bool {
+            matches!(r, Err(containerd_shim_protos::ttrpc::Error::RpcStatus(s)) if s.code() == Code::ALREADY_EXISTS)
+        }
+        assert!(a.is_ok() != b2.is_ok(), "exactly one Create: {a:?} / {b2:?}");
+        assert!(refused(&a) || refused(&b2), "the other is ALREADY_EXISTS: {a:?} / {b2:?}");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+
+        let process =
+            serde_json::json!({"args": ["sleep", "5"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
+        let any = Any {
+            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+            value: serde_json::to_vec(&process).expect("json"),
+            ..Default::default()
+        };
+        let exec =
+            ExecProcessRequest { id: id.into(), exec_id: "e1".into(), spec: Some(any).into(), ..Default::default() };
+        let (a, b2) = tokio::join!(c.exec(ctx(), &exec), c.exec(ctx(), &exec));
+        assert!(a.is_ok() != b2.is_ok(), "exactly one Exec: {a:?} / {b2:?}");
+        assert!(refused(&a) || refused(&b2), "the other is ALREADY_EXISTS: {a:?} / {b2:?}");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}

@@ -150,7 +150,11 @@ fn mixed_cycles_leave_nothing_behind() {
     }
     let after = settle(&cd);
     println!("soak: {n} cycles; before {before:?}; after {after:?}");
-    assert_eq!(before, after, "after {n} cycles");
+    // A leak is growth: containerd may close a connection it held before
+    // the cycles (seen once: 14 fds before, 13 after); it may not gain one.
+    assert!(after.containerd_fds <= before.containerd_fds, "containerd's fds grew: {before:?} -> {after:?}");
+    let same = |c: &Counts| (c.mounts, c.cgroups, c.shims, c.state_dirs);
+    assert_eq!(same(&before), same(&after), "after {n} cycles");
     assert_eq!((after.shims, after.cgroups, after.state_dirs), (0, 0, 0));
     cd.kill();
     for c in std::fs::read_dir("/sys/fs/cgroup").expect("cgroupfs").flatten() {

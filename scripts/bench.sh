@@ -3,21 +3,36 @@
 # containerd, the same image, interleaved after warm-up. Prints a table with
 # ratios and writes bench/results.json and bench/results.png
 # (bench/out/ with --quick, which only checks that every figure is produced).
+# With --vm the same figures are taken on the cgroup v2 + systemd host of
+# scripts/vm.sh (fewer runs: TCG makes each container ~15x slower), into
+# bench/vm/; only the ratios mean anything there.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$MYSHIM_REPO"
 
-QUICK=0
-[ "${1:-}" = --quick ] && QUICK=1
+QUICK=0 VM=0
+case "${1:-}" in --quick) QUICK=1 ;; --vm) VM=1 ;; esac
+if [ "$VM" = 1 ] && [ -z "${MYSHIM_BENCH_IN_VM:-}" ]; then
+    ensure_deps
+    build_shim
+    cargo build --release --quiet --example bench-client
+    exec bash scripts/vm.sh run -- MYSHIM_BENCH_IN_VM=1 bash scripts/bench.sh --vm
+fi
 if [ "$QUICK" = 1 ]; then RUNS=3 WARM=1 MEMN=3 THR=10 PAR=5 THR_ROUNDS=1 OUTDIR=bench/out
+elif [ "$VM" = 1 ]; then RUNS=10 WARM=2 MEMN=5 THR=20 PAR=5 THR_ROUNDS=2 OUTDIR=bench/vm
 else RUNS=${RUNS:-50} WARM=${WARM:-5} MEMN=20 THR=100 PAR=10 THR_ROUNDS=4 OUTDIR=bench; fi
 mkdir -p "$OUTDIR" bench/out
 RAW=$(mktemp -d /tmp/myshim-bench-raw.XXXXXX)
 
-ensure_deps
-python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet --disable-pip-version-check matplotlib </dev/null
-build_shim
-cargo build --release --quiet --example bench-client
+if [ -n "${MYSHIM_BENCH_IN_VM:-}" ]; then
+    # Inside the VM: what the host built, shared at the same path.
+    install -m 0755 "target/$SHIM_TARGET/release/containerd-shim-myshim-v2" /usr/local/bin/containerd-shim-myshim-v2
+else
+    ensure_deps
+    python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet --disable-pip-version-check matplotlib </dev/null
+    build_shim
+    cargo build --release --quiet --example bench-client
+fi
 DIR=$(mktemp -d /tmp/myshim-bench.XXXXXX)
 trap 'stop_containerd "$DIR" || true; rm -rf "$RAW"' EXIT
 start_containerd "$DIR"
@@ -59,7 +74,7 @@ PATH=/usr/sbin:/usr/bin:$PATH target/release/examples/bench-client --work "$DIR/
     --runs "$RUNS" --warmup "$WARM" myshim=$MYSHIM runc=$RUNC \
     myshim-hooks=$MYSHIM,"$DIR/bench-spec-hooks.json" runc-hooks=$RUNC,"$DIR/bench-spec-hooks.json" \
     >"$RAW/client.json"
-for c in /sys/fs/cgroup/*/myshim-bench; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
+for c in /sys/fs/cgroup/*/myshim-bench /sys/fs/cgroup/myshim-bench; do [ -d "$c" ] && rmdir "$c" 2>/dev/null || true; done
 
 say "figure 3: ctr task exec /bin/true ($RUNS runs each, interleaved)"
 for r in myshim runc; do C run -d --runtime "${RT[$r]}" "$IMG" "exec-$r" sleep 100000 </dev/null >/dev/null; done

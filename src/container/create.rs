@@ -91,7 +91,10 @@ impl Shim {
         self.touch();
         let id = req.id.as_str();
         check_id(id)?;
-        if self.get(id).is_ok() {
+        // Reserved before the first await: two Creates of one id at once
+        // must not both run.
+        let reserved = self.reserve(id.to_string());
+        if reserved.is_none() || self.get(id).is_ok() {
             return Err(TaskError::AlreadyExists(format!("create {id}: container already exists")));
         }
         let bundle = PathBuf::from(&req.bundle);

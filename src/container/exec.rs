@@ -35,7 +35,8 @@ impl Shim {
         if eid.is_empty() || eid.contains('/') {
             return Err(TaskError::InvalidArgument(format!("exec {id}: invalid exec id {eid:?}")));
         }
-        if c.execs.lock().map(|m| m.contains_key(eid)).unwrap_or(false) {
+        let reserved = self.reserve(format!("{id}/{eid}"));
+        if reserved.is_none() || c.execs.lock().map(|m| m.contains_key(eid)).unwrap_or(false) {
             return Err(TaskError::AlreadyExists(format!("exec {who}: already exists")));
         }
         if c.init.status().await.0 != Status::Running {

@@ -46,6 +46,9 @@ pub struct Shim {
     reaper: Arc<Reaper>,
     events: Arc<dyn EventSink>,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    /// Containers (`id`) and execs (`id/exec`) being created: a second
+    /// Create or Exec of the same id meanwhile is refused, not run twice.
+    creating: Mutex<std::collections::HashSet<String>>,
     pub shutdown: Arc<Notify>,
     /// Poked by every lifecycle verb; the idle trimmer waits for quiet.
     pub activity: Arc<Notify>,
@@ -146,9 +149,18 @@ impl Shim {
             reaper,
             events,
             containers: Mutex::new(HashMap::new()),
+            creating: Mutex::default(),
             shutdown: Arc::new(Notify::new()),
             activity: Arc::new(Notify::new()),
         }
+    }
+
+    /// Reserves `key` for a Create or Exec under way, until the guard drops.
+    fn reserve(&self, key: String) -> Option<Reservation<'_>> {
+        let fresh = self.creating.lock().ok()?.insert(key.clone());
+        // Made only when taken: a refused one dropped here would release
+        // the other's claim.
+        fresh.then(|| Reservation { shim: self, key })
     }
 
     pub fn touch(&self) {
@@ -432,6 +444,20 @@ impl Shim {
                 },
             );
         });
+    }
+}
+
+/// A Create's or Exec's claim on its id; let go when it ends either way.
+struct Reservation<'a> {
+    shim: &'a Shim,
+    key: String,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.shim.creating.lock() {
+            set.remove(&self.key);
+        }
     }
 }
 
