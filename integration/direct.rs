@@ -94,7 +94,14 @@ pub async fn create_started_with(c: &TaskClient, req: containerd_shim_protos::ap
 /// Exec of `args` as `exec_id` into container `id`, no stdio, then Start:
 /// the exec's pid (in the shim's pid namespace).
 pub async fn exec_started(c: &TaskClient, id: &str, exec_id: &str, args: &[&str]) -> u32 {
-    use containerd_shim_protos::api::{ExecProcessRequest, StartRequest};
+    use containerd_shim_protos::api::StartRequest;
+    c.exec(ctx(), &exec_request(id, exec_id, args)).await.expect("Exec");
+    let start = StartRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
+    c.start(ctx(), &start).await.expect("Start exec").pid
+}
+
+/// An Exec of `args` as `exec_id` into container `id`, as root, no stdio.
+pub fn exec_request(id: &str, exec_id: &str, args: &[&str]) -> containerd_shim_protos::api::ExecProcessRequest {
     use containerd_shim_protos::protobuf::well_known_types::any::Any;
     let process = serde_json::json!({"args": args, "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
     let any = Any {
@@ -102,11 +109,12 @@ pub async fn exec_started(c: &TaskClient, id: &str, exec_id: &str, args: &[&str]
         value: serde_json::to_vec(&process).expect("json"),
         ..Default::default()
     };
-    let req =
-        ExecProcessRequest { id: id.into(), exec_id: exec_id.into(), spec: Some(any).into(), ..Default::default() };
-    c.exec(ctx(), &req).await.expect("Exec");
-    let start = StartRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
-    c.start(ctx(), &start).await.expect("Start exec").pid
+    containerd_shim_protos::api::ExecProcessRequest {
+        id: id.into(),
+        exec_id: exec_id.into(),
+        spec: Some(any).into(),
+        ..Default::default()
+    }
 }
 
 /// SIGKILL, Wait, Delete of container `id`, then Shutdown of its shim.

@@ -119,8 +119,7 @@ fn malformed_frames_get_errors_and_the_shim_lives() {
 /// or left behind. Guard: the id is reserved before Create's first await.
 #[test]
 fn the_same_id_created_twice_at_once_runs_once() {
-    use containerd_shim_protos::api::{ExecProcessRequest, StartRequest};
-    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::api::StartRequest;
     use containerd_shim_protos::ttrpc::Code;
 
     let id = "twice";
@@ -138,15 +137,7 @@ fn the_same_id_created_twice_at_once_runs_once() {
         assert!(refused(&a) || refused(&b2), "the other is ALREADY_EXISTS: {a:?} / {b2:?}");
         c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
 
-        let process =
-            serde_json::json!({"args": ["sleep", "5"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
-        let any = Any {
-            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
-            value: serde_json::to_vec(&process).expect("json"),
-            ..Default::default()
-        };
-        let exec =
-            ExecProcessRequest { id: id.into(), exec_id: "e1".into(), spec: Some(any).into(), ..Default::default() };
+        let exec = exec_request(id, "e1", &["sleep", "5"]);
         let (a, b2) = tokio::join!(c.exec(ctx(), &exec), c.exec(ctx(), &exec));
         assert!(a.is_ok() != b2.is_ok(), "exactly one Exec: {a:?} / {b2:?}");
         assert!(refused(&a) || refused(&b2), "the other is ALREADY_EXISTS: {a:?} / {b2:?}");

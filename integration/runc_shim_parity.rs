@@ -44,8 +44,7 @@ fn oom_score_adj_follows_containerd_plus_one_as_with_the_runc_shim() {
 /// the runc shim (whose exec process does not exist before Start).
 #[test]
 fn an_exec_deleted_before_its_start_reports_zero() {
-    use containerd_shim_protos::api::{DeleteRequest, ExecProcessRequest};
-    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    use containerd_shim_protos::api::DeleteRequest;
 
     use crate::direct::*;
     let id = "parity-exec";
@@ -54,15 +53,7 @@ fn an_exec_deleted_before_its_start_reports_zero() {
     rt().block_on(async {
         let c = client(addr.trim()).await;
         let shim = create_started(&c, id, &b).await;
-        let process =
-            serde_json::json!({"args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}});
-        let any = Any {
-            type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
-            value: serde_json::to_vec(&process).expect("json"),
-            ..Default::default()
-        };
-        let exec =
-            ExecProcessRequest { id: id.into(), exec_id: "e1".into(), spec: Some(any).into(), ..Default::default() };
+        let exec = exec_request(id, "e1", &["true"]);
         c.exec(ctx(), &exec).await.expect("Exec");
         let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
         assert_eq!(c.delete(ctx(), &del).await.expect("Delete exec").exit_status, 0);

@@ -2,8 +2,10 @@
 //! removed. Only path strings are kept; managers are made per use because
 //! making one is cheap and they are not all `Send`.
 
+mod defaults;
 #[cfg(test)]
 mod fixtures;
+mod kill;
 mod path;
 mod read;
 mod v1;
@@ -11,13 +13,13 @@ mod v1;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
+use defaults::{devices_and_shares_only, with_default_devices};
 use libcgroups::common::{
     create_cgroup_manager, AnyCgroupManager, CgroupConfig, CgroupManager, ControllerOpt, FreezerState,
 };
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 #[cfg(test)]
 use v1::V1Mounts;
 use v1::{fill_cpuset, v1_dirs, v1_mounts, v1_stats};
@@ -314,102 +316,6 @@ impl Cgroup {
         let state = if frozen { FreezerState::Frozen } else { FreezerState::Thawed };
         self.manager()?.freeze(state).map_err(|e| self.err(if frozen { "freeze" } else { "thaw" }, e))
     }
-
-    /// Signals every process in the cgroup, those outside the container's
-    /// pid namespace tree too. SIGKILL through v2's cgroup.kill where the
-    /// kernel has it (5.14+); otherwise the cgroup is frozen while it is
-    /// listed and signalled, so nothing forks past the list, and thawed
-    /// after unless it was `paused` (a frozen process takes the signal on
-    /// Resume; SIGKILL's caller thaws).
-    pub fn signal_all(&self, sig: i32, paused: bool) -> Result<(), CgroupError> {
-        if sig == libc::SIGKILL && !v1_host() {
-            let kill = self.v2_dir().join("cgroup.kill");
-            if kill.exists() {
-                return std::fs::write(&kill, "1").map_err(|e| self.err("kill all", e));
-            }
-        }
-        // Without a freezer the signal still goes, to the processes listed.
-        let froze = !paused && self.freeze(true).is_ok();
-        let listed = self.pids();
-        for pid in listed.as_deref().unwrap_or_default() {
-            let _ = crate::sys::kill(*pid, sig);
-        }
-        if froze {
-            self.freeze(false)?;
-        }
-        listed.map(|_| ())
-    }
-
-    /// Removes the cgroup if this shim made it; with `kill_all`, SIGKILLs
-    /// what is left in it first and waits (bounded) for it to go. Whether to
-    /// kill is the caller's: as runc, only where the container shares a pid
-    /// namespace (otherwise its init's death ended the rest) or where the
-    /// shim died and the init may live. A cgroup that is not there
-    /// (containerd's `delete` after a clean Delete) costs a few stats.
-    pub fn destroy(&self, kill_all: bool, deadline: Duration) -> Result<(), CgroupError> {
-        if !self.owned {
-            log::debug!("cgroup {}: not made by this shim; left as it is", self.path.display());
-            return Ok(());
-        }
-        let dirs = if v1_host() { self.v1_dirs()? } else { vec![self.v2_dir()] };
-        if !dirs.iter().any(|d| d.exists()) {
-            return Ok(());
-        }
-        if kill_all {
-            self.kill_until_empty(deadline)?;
-        }
-        if self.systemd.is_some() {
-            // Stopping the scope removes its cgroup.
-            return self.manager()?.remove().map_err(|e| self.err("stop the scope", e));
-        }
-        v1::remove(&dirs).map_err(|e| self.err("remove", e))
-    }
-
-    /// SIGKILLs what is in the cgroup now, without waiting or freezing (it
-    /// runs on the event loop at an init's exit): v2's cgroup.kill, else a
-    /// few rounds of list and kill. Delete's `destroy` finishes the job.
-    pub fn kill_rest(&self) -> Result<(), CgroupError> {
-        if !self.owned {
-            return Ok(());
-        }
-        if !v1_host() {
-            let kill = self.v2_dir().join("cgroup.kill");
-            if kill.exists() {
-                return std::fs::write(&kill, "1").map_err(|e| self.err("kill the rest", e));
-            }
-        }
-        for _ in 0..3 {
-            let pids = self.pids()?;
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = crate::sys::kill(pid, libc::SIGKILL);
-            }
-        }
-        Ok(())
-    }
-
-    fn kill_until_empty(&self, deadline: Duration) -> Result<(), CgroupError> {
-        let start = Instant::now();
-        loop {
-            let pids = self.pids().unwrap_or_default();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                let _ = crate::sys::kill(pid, libc::SIGKILL);
-            }
-            // A frozen process cannot die (a paused container, or a shim
-            // that died while it was paused): thaw after the signal.
-            let _ = self.freeze(false);
-            if start.elapsed() > deadline {
-                return Err(self.err("remove", "processes still present after SIGKILL"));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(())
-    }
 }
 
 /// Moves this process, the shim, into the existing cgroup `path` (runc's
@@ -443,90 +349,4 @@ fn v1_host() -> bool {
             Ok(libcgroups::common::CgroupSetup::Legacy | libcgroups::common::CgroupSetup::Hybrid)
         )
     })
-}
-
-/// Whether the device rules and cpu shares are all there is to apply.
-fn devices_and_shares_only(r: &LinuxResources) -> bool {
-    let shares_only = |c: &LinuxCpu| {
-        let mut only = LinuxCpu::default();
-        only.set_shares(c.shares());
-        *c == only
-    };
-    r.memory().is_none()
-        && r.cpu().as_ref().is_none_or(shares_only)
-        && r.pids().is_none()
-        && r.block_io().is_none()
-        && r.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
-        && r.network().is_none()
-        && r.rdma().as_ref().is_none_or(|m| m.is_empty())
-        && r.unified().as_ref().is_none_or(|m| m.is_empty())
-}
-
-/// The device rules every container needs (runc's defaults), appended after
-/// the config's own so a "deny all" in the config does not take /dev/null away.
-fn with_default_devices(r: &LinuxResources) -> LinuxResources {
-    let mut r = r.clone();
-    let Some(mut rules) = r.devices().clone() else {
-        return r;
-    };
-    let defaults: &[(&str, Option<i64>, Option<i64>, &str)] = &[
-        ("c", None, None, "m"),
-        ("b", None, None, "m"),
-        ("c", Some(1), Some(3), "rwm"),
-        ("c", Some(1), Some(5), "rwm"),
-        ("c", Some(1), Some(7), "rwm"),
-        ("c", Some(1), Some(8), "rwm"),
-        ("c", Some(1), Some(9), "rwm"),
-        ("c", Some(5), Some(0), "rwm"),
-        ("c", Some(5), Some(1), "rwm"),
-        ("c", Some(5), Some(2), "rwm"),
-        ("c", Some(136), None, "rwm"),
-        // tun/tap: libcgroups' default too, and runc's again since 1.2.2.
-        ("c", Some(10), Some(200), "rwm"),
-    ];
-    for (typ, major, minor, access) in defaults {
-        let v = serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access});
-        if let Ok(rule) = serde_json::from_value::<LinuxDeviceCgroup>(v) {
-            rules.push(rule);
-        }
-    }
-    r.set_devices(Some(rules));
-    r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_follow_a_deny_all() {
-        let r: LinuxResources =
-            serde_json::from_value(serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]})).expect("r");
-        let out = with_default_devices(&r);
-        let rules = out.devices().clone().expect("rules");
-        assert!(!rules[0].allow());
-        assert_eq!(rules.len(), 13);
-        assert!(rules[1..].iter().all(|d| d.allow()));
-        let none = with_default_devices(&LinuxResources::default());
-        assert!(none.devices().is_none());
-    }
-
-    #[test]
-    fn only_device_rules_and_a_cpu_weight_skip_libcgroups() {
-        let r = |v: serde_json::Value| -> LinuxResources { serde_json::from_value(v).expect("resources") };
-        let devices = serde_json::json!([{"allow": false, "access": "rwm"}]);
-        for (v, simple) in [
-            (serde_json::json!({}), true),
-            (serde_json::json!({"devices": devices}), true),
-            (serde_json::json!({"devices": devices, "cpu": {"shares": 1024}}), true),
-            (serde_json::json!({"cpu": {}}), true),
-            (serde_json::json!({"cpu": {"shares": 512, "quota": 50000}}), false),
-            (serde_json::json!({"cpu": {"cpus": "0"}}), false),
-            (serde_json::json!({"cpu": {"shares": 2, "idle": 1}}), false),
-            (serde_json::json!({"devices": devices, "memory": {"limit": 1048576}}), false),
-            (serde_json::json!({"pids": {"limit": 10}}), false),
-        ] {
-            assert_eq!(devices_and_shares_only(&r(v.clone())), simple, "{v}");
-        }
-    }
 }

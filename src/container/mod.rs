@@ -3,18 +3,20 @@
 //! runtime, cgroups, stdio and state modules.
 
 mod create;
+mod delete;
 mod exec;
 pub mod hooks;
 pub mod lifecycle;
 mod oom;
 mod process;
+mod start;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use containerd_shim_protos::events::task::{TaskDelete, TaskExecStarted, TaskExit, TaskPaused, TaskResumed, TaskStart};
+use containerd_shim_protos::events::task::{TaskExit, TaskPaused, TaskResumed};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics;
@@ -28,10 +30,8 @@ pub use process::{IoPaths, Process, SignalError};
 use crate::cgroups::Cgroup;
 use crate::error::TaskError;
 use crate::events::EventSink;
-use crate::hooks::Kind;
 use crate::reaper::Reaper;
 use crate::runtime::Runtime;
-use crate::{state, sys};
 
 /// What the shim was started for: fixed for its lifetime.
 pub struct ShimContext {
@@ -210,55 +210,6 @@ impl Shim {
         self.containers.lock().map(|m| m.is_empty()).unwrap_or(false)
     }
 
-    pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32, TaskError> {
-        self.touch();
-        let (c, p) = self.process(id, exec_id)?;
-        let spec = if exec_id.is_empty() { c.spec.clone() } else { None };
-        let failed = |e: String| TaskError::Internal(format!("start {id}: {e}"));
-        if let Some(spec) = &spec {
-            if p.status().await.0 == Status::Created {
-                if let Err(e) =
-                    hooks::run_kinds(&self.reaper, spec, &[Kind::StartContainer], id, Path::new(&c.bundle), p.pid).await
-                {
-                    let _ = p.signal(libc::SIGKILL).await;
-                    return Err(failed(e));
-                }
-            }
-        }
-        let events = &self.events;
-        let pid = p.pid as u32;
-        let announce = || {
-            if exec_id.is_empty() {
-                events.publish(
-                    topics::TASK_START_EVENT_TOPIC,
-                    &TaskStart { container_id: id.into(), pid, ..Default::default() },
-                );
-            } else {
-                let ev =
-                    TaskExecStarted { container_id: id.into(), exec_id: exec_id.into(), pid, ..Default::default() };
-                events.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, &ev);
-            }
-        };
-        p.start(announce).await.map_err(|e| {
-            let msg = if e.starts_with("start ") || e.starts_with("exec ") {
-                e
-            } else {
-                format!("start {}: {e}", who(id, exec_id))
-            };
-            TaskError::Internal(msg)
-        })?;
-        if let Some(spec) = &spec {
-            if let Err(e) =
-                hooks::run_kinds(&self.reaper, spec, &[Kind::Poststart], id, Path::new(&c.bundle), p.pid).await
-            {
-                // runtime.md (v1.3): a failed poststart stops the container.
-                let _ = p.signal(libc::SIGKILL).await;
-                return Err(failed(e));
-            }
-        }
-        Ok(p.pid)
-    }
-
     pub async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), TaskError> {
         let (c, p) = self.process(id, exec_id)?;
         let sig = signal as i32;
@@ -326,47 +277,6 @@ impl Shim {
     pub async fn wait(&self, id: &str, exec_id: &str) -> Result<Exit, TaskError> {
         let (_, p) = self.process(id, exec_id)?;
         p.wait_exit().await.ok_or_else(|| TaskError::Internal(format!("wait {}: exit lost", who(id, exec_id))))
-    }
-
-    pub async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit), TaskError> {
-        self.touch();
-        let (c, p) = self.process(id, exec_id)?;
-        // An exec never started has no status of its own: 0, as the runc
-        // shim reports it (its exec process does not exist until Start).
-        let never_started = !exec_id.is_empty() && p.status().await.0 == Status::Created;
-        let mut exit =
-            p.delete().await.map_err(|e| TaskError::FailedPrecondition(format!("delete {}: {e}", who(id, exec_id))))?;
-        if never_started {
-            exit.code = 0;
-        }
-        if !exec_id.is_empty() {
-            if let Ok(mut m) = c.execs.lock() {
-                m.remove(exec_id);
-            }
-            return Ok((p.pid, exit));
-        }
-        c.release();
-        if let Some(spec) = &c.spec {
-            self.poststop(spec, id, Path::new(&c.bundle), &c.state_dir).await;
-        }
-        c.forget();
-        if let Ok(mut m) = self.containers.lock() {
-            m.remove(id);
-        }
-        if self.is_empty() {
-            self.retire();
-        }
-        self.events.publish(
-            topics::TASK_DELETE_EVENT_TOPIC,
-            &TaskDelete {
-                container_id: id.to_string(),
-                pid: p.pid as u32,
-                exit_status: exit.code,
-                exited_at: timestamp(exit.at),
-                ..Default::default()
-            },
-        );
-        Ok((p.pid, exit))
     }
 
     pub async fn status(
@@ -464,28 +374,5 @@ impl Drop for Reservation<'_> {
 impl Container {
     pub fn exec_pids(&self) -> Vec<(i32, String)> {
         self.execs.lock().map(|m| m.iter().map(|(id, p)| (p.pid, id.clone())).collect()).unwrap_or_default()
-    }
-
-    /// Everything the container held on the host but its state, best effort
-    /// and logged: the init is already dead, so nothing here can be refused by it.
-    fn release(&self) {
-        if let Some(oom) = &self.oom {
-            oom.stop();
-        }
-        if let Err(e) = self.cgroup.destroy(self.shared_pidns, Duration::from_secs(3)) {
-            log::warn!("delete {}: {e}", self.id);
-        }
-        if let Some(root) = &self.rootfs_mount {
-            if let Err(e) = sys::umount_detach(root) {
-                log::warn!("delete {}: unmount {}: {e}", self.id, root.display());
-            }
-        }
-    }
-
-    /// The state record goes last: until then the `delete` cleanup can finish the job.
-    fn forget(&self) {
-        if let Err(e) = state::remove(&self.state_dir) {
-            log::warn!("delete {}: remove state {}: {e}", self.id, self.state_dir.display());
-        }
     }
 }

@@ -1,0 +1,82 @@
+//! Delete: an exec forgotten, or a container's init reaped and everything
+//! it held let go: cgroup, rootfs mount, poststop hooks, then the state
+//! record last, then TaskDelete.
+
+use std::path::Path;
+use std::time::Duration;
+
+use containerd_shim_protos::events::task::TaskDelete;
+use containerd_shim_protos::topics;
+
+use super::lifecycle::{Exit, Status};
+use super::{timestamp, who, Container, Shim};
+use crate::error::TaskError;
+use crate::{state, sys};
+
+impl Shim {
+    pub async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit), TaskError> {
+        self.touch();
+        let (c, p) = self.process(id, exec_id)?;
+        // An exec never started has no status of its own: 0, as the runc
+        // shim reports it (its exec process does not exist until Start).
+        let never_started = !exec_id.is_empty() && p.status().await.0 == Status::Created;
+        let mut exit =
+            p.delete().await.map_err(|e| TaskError::FailedPrecondition(format!("delete {}: {e}", who(id, exec_id))))?;
+        if never_started {
+            exit.code = 0;
+        }
+        if !exec_id.is_empty() {
+            if let Ok(mut m) = c.execs.lock() {
+                m.remove(exec_id);
+            }
+            return Ok((p.pid, exit));
+        }
+        c.release();
+        if let Some(spec) = &c.spec {
+            self.poststop(spec, id, Path::new(&c.bundle), &c.state_dir).await;
+        }
+        c.forget();
+        if let Ok(mut m) = self.containers.lock() {
+            m.remove(id);
+        }
+        if self.is_empty() {
+            self.retire();
+        }
+        self.events.publish(
+            topics::TASK_DELETE_EVENT_TOPIC,
+            &TaskDelete {
+                container_id: id.to_string(),
+                pid: p.pid as u32,
+                exit_status: exit.code,
+                exited_at: timestamp(exit.at),
+                ..Default::default()
+            },
+        );
+        Ok((p.pid, exit))
+    }
+}
+
+impl Container {
+    /// Everything the container held on the host but its state, best effort
+    /// and logged: the init is already dead, so nothing here can be refused by it.
+    fn release(&self) {
+        if let Some(oom) = &self.oom {
+            oom.stop();
+        }
+        if let Err(e) = self.cgroup.destroy(self.shared_pidns, Duration::from_secs(3)) {
+            log::warn!("delete {}: {e}", self.id);
+        }
+        if let Some(root) = &self.rootfs_mount {
+            if let Err(e) = sys::umount_detach(root) {
+                log::warn!("delete {}: unmount {}: {e}", self.id, root.display());
+            }
+        }
+    }
+
+    /// The state record goes last: until then the `delete` cleanup can finish the job.
+    fn forget(&self) {
+        if let Err(e) = state::remove(&self.state_dir) {
+            log::warn!("delete {}: remove state {}: {e}", self.id, self.state_dir.display());
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Start: the init or an exec runs its program; the startContainer hooks
+//! before, poststart after (runtime.md), TaskStart or TaskExecStarted
+//! queued before any exit can be.
+
+use std::path::Path;
+
+use containerd_shim_protos::events::task::{TaskExecStarted, TaskStart};
+use containerd_shim_protos::topics;
+
+use super::lifecycle::Status;
+use super::{hooks, who, Shim};
+use crate::error::TaskError;
+use crate::hooks::Kind;
+
+impl Shim {
+    pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32, TaskError> {
+        self.touch();
+        let (c, p) = self.process(id, exec_id)?;
+        let spec = if exec_id.is_empty() { c.spec.clone() } else { None };
+        let failed = |e: String| TaskError::Internal(format!("start {id}: {e}"));
+        if let Some(spec) = &spec {
+            if p.status().await.0 == Status::Created {
+                if let Err(e) =
+                    hooks::run_kinds(&self.reaper, spec, &[Kind::StartContainer], id, Path::new(&c.bundle), p.pid).await
+                {
+                    let _ = p.signal(libc::SIGKILL).await;
+                    return Err(failed(e));
+                }
+            }
+        }
+        let events = &self.events;
+        let pid = p.pid as u32;
+        let announce = || {
+            if exec_id.is_empty() {
+                events.publish(
+                    topics::TASK_START_EVENT_TOPIC,
+                    &TaskStart { container_id: id.into(), pid, ..Default::default() },
+                );
+            } else {
+                let ev =
+                    TaskExecStarted { container_id: id.into(), exec_id: exec_id.into(), pid, ..Default::default() };
+                events.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, &ev);
+            }
+        };
+        p.start(announce).await.map_err(|e| {
+            let msg = if e.starts_with("start ") || e.starts_with("exec ") {
+                e
+            } else {
+                format!("start {}: {e}", who(id, exec_id))
+            };
+            TaskError::Internal(msg)
+        })?;
+        if let Some(spec) = &spec {
+            if let Err(e) =
+                hooks::run_kinds(&self.reaper, spec, &[Kind::Poststart], id, Path::new(&c.bundle), p.pid).await
+            {
+                // runtime.md (v1.3): a failed poststart stops the container.
+                let _ = p.signal(libc::SIGKILL).await;
+                return Err(failed(e));
+            }
+        }
+        Ok(p.pid)
+    }
+}
