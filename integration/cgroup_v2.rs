@@ -121,14 +121,7 @@ fn limits_and_update_use_v2_conversions() {
 fn ctr_task_metrics_shows_v2_figures() {
     v2_host();
     let id = "v2-metrics";
-    let run = ctr(&["run", "-d", "--runtime", RUNTIME, "--memory-limit", "67108864", &image(), id, "sleep", "1000"]);
-    assert!(run.status.success(), "{}", text(&run.stderr));
-    let out = ctr(&["task", "metrics", id]);
-    let o = text(&out.stdout);
-    assert!(out.status.success(), "{o} {}", text(&out.stderr));
-    let value = |name: &str| -> Option<u64> {
-        o.lines().find(|l| l.split_whitespace().next() == Some(name))?.split_whitespace().nth(1)?.parse().ok()
-    };
+    let (o, value) = task_metrics(id);
     assert_eq!(value("memory.usage_limit"), Some(67108864), "{o}");
     assert!(value("memory.usage").is_some_and(|u| u > 0), "{o}");
     assert!(value("pids.current").is_some_and(|n| n >= 1), "{o}");

@@ -325,3 +325,18 @@ pub fn host_devices() -> Value {
     walk(Path::new("/dev"), &mut out);
     json!(out)
 }
+
+/// `ctr task metrics` of a container started with a 64 MiB memory limit,
+/// and a reader of its `name value` lines.
+pub fn task_metrics(id: &str) -> (String, impl Fn(&str) -> Option<u64>) {
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, "--memory-limit", "67108864", &image(), id, "sleep", "1000"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let out = ctr(&["task", "metrics", id]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o} {}", text(&out.stderr));
+    let lines = o.clone();
+    let value = move |name: &str| -> Option<u64> {
+        lines.lines().find(|l| l.split_whitespace().next() == Some(name))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    (o, value)
+}

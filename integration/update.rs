@@ -71,14 +71,7 @@ fn update_changes_the_cgroup_and_an_impossible_one_changes_nothing() {
 #[test]
 fn ctr_task_metrics_shows_the_containers_cgroup_figures() {
     let id = "metrics-v1";
-    let run = ctr(&["run", "-d", "--runtime", RUNTIME, "--memory-limit", "67108864", &image(), id, "sleep", "1000"]);
-    assert!(run.status.success(), "{}", text(&run.stderr));
-    let out = ctr(&["task", "metrics", id]);
-    let o = text(&out.stdout);
-    assert!(out.status.success(), "{o} {}", text(&out.stderr));
-    let value = |name: &str| -> Option<u64> {
-        o.lines().find(|l| l.split_whitespace().next() == Some(name))?.split_whitespace().nth(1)?.parse().ok()
-    };
+    let (o, value) = task_metrics(id);
     assert_eq!(value("memory.limit_in_bytes"), Some(67108864), "{o}");
     assert!(value("memory.usage_in_bytes").is_some_and(|u| u > 0), "{o}");
     assert!(value("pids.current").is_some_and(|n| n >= 1), "{o}");
