@@ -62,6 +62,51 @@ fn an_exec_deleted_before_its_start_reports_zero() {
     assert_no_leftovers(id);
 }
 
+/// Exec of a program that does not exist: as with the runc shim, Exec
+/// succeeds and Start fails naming the program (clients Exec, then Start,
+/// then Delete on a Start error); Wait and Delete report 0, and nothing of
+/// the exec is left in the container.
+#[test]
+fn an_exec_of_a_missing_program_fails_at_start_as_with_the_runc_shim() {
+    use containerd_shim_protos::api::{DeleteRequest, PidsRequest, StartRequest, WaitRequest};
+
+    use crate::direct::*;
+    let id = "parity-exec-missing";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    let want = "exec: \"none\": executable file not found in $PATH";
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        c.exec(ctx(), &exec_request(id, "e1", &["none"])).await.expect("Exec of a missing program");
+        let req = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        match c.start(ctx(), &req).await {
+            Err(containerd_shim_protos::ttrpc::Error::RpcStatus(s)) => assert!(s.message.contains(want), "{s:?}"),
+            r => panic!("Start of a missing program: {r:?}"),
+        }
+        let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &wait).await.expect("Wait").exit_status, 0);
+        let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.delete(ctx(), &del).await.expect("Delete exec").exit_status, 0);
+        let pids = c.pids(ctx(), &PidsRequest { id: id.into(), ..Default::default() }).await.expect("Pids");
+        assert_eq!(pids.processes.len(), 1, "only the init is left: {:?}", pids.processes);
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+
+    // Through ctr, both runtimes name the program in the same words.
+    for (runtime, cid) in [(RUNTIME, "parity-exec-missing-ctr"), ("io.containerd.runc.v2", "parity-exec-missing-runc")]
+    {
+        let run = ctr(&["run", "-d", "--runtime", runtime, &image(), cid, "sleep", "1000"]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        wait_status(cid, "RUNNING");
+        let exec = ctr(&["task", "exec", "--exec-id", "e1", cid, "none"]);
+        assert!(!exec.status.success() && text(&exec.stderr).contains(want), "{runtime}: {}", text(&exec.stderr));
+        remove(cid);
+        assert_no_leftovers(cid);
+    }
+}
+
 /// runc's `Options.ShimCgroup` (set by operators who account shims apart
 /// from their pods): the shim moves itself there at Create.
 #[test]

@@ -22,6 +22,11 @@ ensure_deps() {
     command -v strace >/dev/null || missing+=(strace)
     # Seccomp filters are built by libseccomp (runc uses it too).
     [ -e /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
+    # The v2 device filter (libcgroups' eBPF program): libbpf is built from
+    # its vendored source and links libelf and zlib statically.
+    [ -e /usr/include/libelf.h ] || missing+=(libelf-dev)
+    [ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
     # The Kubernetes tests: pod networking, and protoc for the CRI client.
     [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
     command -v protoc >/dev/null || missing+=(protobuf-compiler)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use containerd_shim_protos::events::task::TaskDelete;
 use containerd_shim_protos::topics;
 
-use super::lifecycle::{Exit, Status};
+use super::lifecycle::Exit;
 use super::{timestamp, who, Container, Shim};
 use crate::error::TaskError;
 use crate::{state, sys};
@@ -17,14 +17,9 @@ impl Shim {
     pub async fn delete(&self, id: &str, exec_id: &str) -> Result<(i32, Exit), TaskError> {
         self.touch();
         let (c, p) = self.process(id, exec_id)?;
-        // An exec never started has no status of its own: 0, as the runc
-        // shim reports it (its exec process does not exist until Start).
-        let never_started = !exec_id.is_empty() && p.status().await.0 == Status::Created;
-        let mut exit =
+        // An exec that never ran reports 0 (see Process::watch_exit).
+        let exit =
             p.delete().await.map_err(|e| TaskError::FailedPrecondition(format!("delete {}: {e}", who(id, exec_id))))?;
-        if never_started {
-            exit.code = 0;
-        }
         if !exec_id.is_empty() {
             if let Ok(mut m) = c.execs.lock() {
                 m.remove(exec_id);

@@ -58,6 +58,13 @@ impl Lifecycle {
         }
     }
 
+    /// Running -> Created: Start failed before the program ran.
+    pub fn start_failed(&mut self) {
+        if self.status == Status::Running {
+            self.status = Status::Created;
+        }
+    }
+
     /// Running -> Paused (the freezer holds every process of the container).
     pub fn pause(&mut self) -> Result<(), Illegal> {
         match self.status {
@@ -129,6 +136,17 @@ mod tests {
         assert!(!l.signalable());
         assert_eq!(l.delete().expect("delete").code, 7);
         assert_eq!(l.status(), Status::Deleted);
+    }
+
+    #[test]
+    fn a_failed_start_leaves_it_created_and_killable() {
+        let mut l = Lifecycle::default();
+        l.start().expect("start");
+        l.start_failed();
+        assert_eq!(l.status(), Status::Created);
+        assert!(l.signalable());
+        assert!(l.exited(exit(0)));
+        assert_eq!(l.delete().expect("delete").code, 0);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct IoPaths {
 pub struct Process {
     pub pid: i32,
     pidfd: OwnedFd,
+    /// An exec rather than a container's init: one that never ran has no
+    /// exit of its own (see `watch_exit`).
+    is_exec: bool,
     pub io: IoPaths,
     keepers: Mutex<Keepers>,
     /// A `binary://` logging binary: the exit is reported once it drained.
@@ -113,10 +116,18 @@ pub enum SignalError {
 
 impl Process {
     /// A spawned process that answered Ready.
-    pub fn new(spawned: Spawned, phase: Phase, io: IoPaths, keepers: Keepers, out: Outputs) -> Arc<Process> {
+    pub fn new(
+        spawned: Spawned,
+        phase: Phase,
+        io: IoPaths,
+        keepers: Keepers,
+        out: Outputs,
+        is_exec: bool,
+    ) -> Arc<Process> {
         Arc::new(Process {
             pid: spawned.pid,
             pidfd: spawned.pidfd,
+            is_exec,
             io,
             keepers: Mutex::new(keepers),
             logger: Mutex::new(out.logger),
@@ -148,7 +159,10 @@ impl Process {
                 Ok(())
             }
             Err(e) => {
-                // It reports and exits; its exit is handled as any other.
+                // It never ran its program: Created still (as the runc
+                // shim's exec stays). It reports and exits; its exit is
+                // handled as any other.
+                inner.life.start_failed();
                 let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
                 Err(e)
             }
@@ -290,7 +304,13 @@ impl Process {
             p.release_read_output().await;
             let mut inner = p.inner.lock().await;
             inner.chan = None;
-            if inner.life.exited(exit) {
+            // An exec that never ran its program (deleted before Start, or
+            // its Start failed) has no exit of its own, as under the runc
+            // shim, whose exec process exists only from Start: status 0
+            // and no TaskExit. An init's exit is always reported.
+            let ran = !p.is_exec || inner.life.status() != Status::Created;
+            let exit = if ran { exit } else { Exit { code: 0, ..exit } };
+            if inner.life.exited(exit) && ran {
                 on_exit(exit);
             }
             drop(inner);

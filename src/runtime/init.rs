@@ -59,10 +59,14 @@ pub fn main() -> ! {
         Ok(Some(ToInit::Start)) => {}
         _ => sys::exit_now(1),
     }
+    let path = match &exec.path {
+        Ok(path) => path,
+        Err(e) => fail(&mut chan, &format!("start {}: {e}", cfg.id)),
+    };
     sys::reset_signals();
     sys::set_umask(exec.umask);
-    let err = sys::execve(&exec.path, &exec.args, &exec.env);
-    fail(&mut chan, &format!("start {}: exec {:?}: {err}", cfg.id, exec.path))
+    let err = sys::execve(path, &exec.args, &exec.env);
+    fail(&mut chan, &format!("start {}: exec {path:?}: {err}", cfg.id))
 }
 
 fn fail(chan: &mut InitEnd, msg: &str) -> ! {
@@ -130,7 +134,11 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
         personality: cfg.personality.as_ref(),
         agent: agent.as_ref().zip(cfg.seccomp_listener.as_ref().map(|l| l.message.as_slice())),
     };
-    process::setup(&cfg.process, &conf)
+    let exec = process::setup(&cfg.process, &conf)?;
+    match (&exec.path, &cfg.rootfs) {
+        (Err(e), Some(_)) => Err(InitError::Msg(e.clone())),
+        _ => Ok(exec),
+    }
 }
 
 fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {

@@ -110,12 +110,15 @@ pub fn setup(p: &Process, conf: &Confinement) -> Result<Exec, InitError> {
     }
     let env: Vec<String> = p.env().clone().unwrap_or_default();
     let args: Vec<String> = p.args().clone().unwrap_or_default();
-    let path = find_executable(args.first().map(String::as_str).unwrap_or(""), &env)?;
     let cstr = |s: &str, what: &str| {
         CString::new(s).map_err(|_| InitError::Msg(format!("process.{what}: contains a NUL byte")))
     };
+    let path = match find_executable(args.first().map(String::as_str).unwrap_or(""), &env) {
+        Ok(path) => Ok(cstr(&path.to_string_lossy(), "args")?),
+        Err(e) => Err(e.to_string()),
+    };
     let exec = Exec {
-        path: cstr(&path.to_string_lossy(), "args")?,
+        path,
         args: args.iter().map(|a| cstr(a, "args")).collect::<Result<_, _>>()?,
         env: env.iter().map(|e| cstr(e, "env")).collect::<Result<_, _>>()?,
         umask: user.umask().unwrap_or(0o022),
@@ -219,7 +222,10 @@ pub fn personality(p: &LinuxPersonality) -> Result<libc::c_ulong, InitError> {
 }
 
 pub struct Exec {
-    pub path: CString,
+    /// The program, or why it cannot be found: the caller decides whether
+    /// that fails now (a container's init: Create, as with runc) or at
+    /// Start (an exec: the runc shim's `runc exec` runs only then).
+    pub path: Result<CString, String>,
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub umask: u32,
@@ -227,8 +233,9 @@ pub struct Exec {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// execvp's lookup, done before Create returns so a missing binary fails
-/// Create (as with runc) instead of surfacing as exit 127 after Start.
+/// execvp's lookup, done before Ready: a missing binary fails a container's
+/// Create (as with runc) or an exec's Start (as with the runc shim) instead
+/// of surfacing as exit 127.
 pub fn find_executable(name: &str, env: &[String]) -> Result<PathBuf, InitError> {
     let is_exec = sys::is_executable;
     if name.contains('/') {
