@@ -138,9 +138,12 @@ fn orphans_that_land_on_the_shim_are_reaped() {
 #[test]
 fn an_init_that_exits_under_running_execs() {
     let id = "exit-init-first";
-    assert!(ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", "sleep 1; exit 3"]).status.success());
+    // The init waits for the exec to run (a fixed sleep lost the race on a
+    // loaded machine: the exec was still to be started when the init died).
+    let init = "until [ -e /tmp/exec-runs ]; do sleep 0.05; done; exit 3";
+    assert!(ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", init]).status.success());
     wait_status(id, "RUNNING");
-    let exec = ctr_spawn(&["task", "exec", "--exec-id", "long", id, "sleep", "100"]);
+    let exec = ctr_spawn(&["task", "exec", "--exec-id", "long", id, "sh", "-c", "touch /tmp/exec-runs; sleep 100"]);
     wait_status(id, "STOPPED");
     let out = exec.wait_with_output().expect("exec");
     assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));

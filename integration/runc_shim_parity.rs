@@ -62,6 +62,36 @@ fn an_exec_deleted_before_its_start_reports_zero() {
     assert_no_leftovers(id);
 }
 
+/// A Kill of an exec between its Exec and its Start fails with
+/// FailedPrecondition, as with the runc shim ("process not created"), and
+/// leaves it to be started: ctr retries a Kill that races its own Start.
+#[test]
+fn an_exec_cannot_be_signalled_before_its_start_as_with_the_runc_shim() {
+    use containerd_shim_protos::api::{KillRequest, StartRequest, WaitRequest};
+    use containerd_shim_protos::ttrpc::{Code, Error};
+
+    use crate::direct::*;
+    let id = "parity-exec-kill";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        c.exec(ctx(), &exec_request(id, "e1", &["sh", "-c", "exit 7"])).await.expect("Exec");
+        let kill = KillRequest { id: id.into(), exec_id: "e1".into(), signal: 1, ..Default::default() };
+        match c.kill(ctx(), &kill).await {
+            Err(Error::RpcStatus(s)) => assert_eq!(s.code(), Code::FAILED_PRECONDITION, "{s:?}"),
+            r => panic!("Kill of an exec before its Start: {r:?}"),
+        }
+        let start = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        c.start(ctx(), &start).await.expect("Start after the refused Kill");
+        let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &wait).await.expect("Wait").exit_status, 7);
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}
+
 /// Exec of a program that does not exist: as with the runc shim, Exec
 /// succeeds and Start fails naming the program (clients Exec, then Start,
 /// then Delete on a Start error); Wait and Delete report 0, and nothing of

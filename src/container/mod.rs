@@ -214,6 +214,15 @@ impl Shim {
         let (c, p) = self.process(id, exec_id)?;
         let sig = signal as i32;
         let status = p.status().await.0;
+        // As the runc shim: an exec has no process to signal before Start
+        // (ours waits, unexecuted, for it), and a Kill must not end it
+        // under the client that is about to start it.
+        if !exec_id.is_empty() && status == Status::Created {
+            return Err(TaskError::FailedPrecondition(format!(
+                "kill {}: the exec has not been started",
+                who(id, exec_id)
+            )));
+        }
         if all && exec_id.is_empty() && status != Status::Stopped {
             let paused = status == Status::Paused;
             c.cgroup.signal_all(sig, paused).map_err(|e| TaskError::internal("kill", id, "signal all", e))?;
