@@ -92,6 +92,60 @@ fn an_exec_cannot_be_signalled_before_its_start_as_with_the_runc_shim() {
     assert_no_leftovers(id);
 }
 
+/// containerd's stdin fifo keeps its reader until Delete, as with the runc
+/// shim: containerd copies the client's stdin in for as long as the client
+/// sends it, and a write after the exit (`crictl exec -it` sends the
+/// terminal's pending bytes) must not be EPIPE ("Failed to redirect stdin").
+/// With a terminal and without; Delete lets go of it.
+#[test]
+fn the_stdin_fifo_keeps_its_reader_until_delete_as_with_the_runc_shim() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use containerd_shim_protos::api::{DeleteRequest, StartRequest, WaitRequest};
+
+    use crate::direct::*;
+    let id = "parity-stdin-held";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        for terminal in [true, false] {
+            let exec_id = if terminal { "tty" } else { "pipe" };
+            let stdin = b.join(format!("{exec_id}-stdin"));
+            crate::terminal::fifo(&stdin);
+            let mut req = exec_request(id, exec_id, &["true"]);
+            if terminal {
+                let process = serde_json::json!({
+                    "args": ["true"], "cwd": "/", "env": ["PATH=/bin"], "terminal": true, "user": {"uid": 0, "gid": 0}
+                });
+                req.spec.as_mut().expect("spec").value = serde_json::to_vec(&process).expect("json");
+            }
+            req.terminal = terminal;
+            req.stdin = stdin.to_string_lossy().into();
+            c.exec(ctx(), &req).await.expect("Exec");
+            // Write-only, as containerd's copy: it opens only with a reader.
+            let mut w = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&stdin)
+                .expect("the shim reads the stdin fifo from Exec");
+            let start = StartRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
+            c.start(ctx(), &start).await.expect("Start exec");
+            let wait = WaitRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
+            assert_eq!(c.wait(ctx(), &wait).await.expect("Wait").exit_status, 0);
+            w.write_all(b"typed after the exit\n").unwrap_or_else(|e| panic!("{exec_id}: write after the exit: {e}"));
+            let del = DeleteRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
+            c.delete(ctx(), &del).await.expect("Delete exec");
+            let gone = w.write_all(b"x").err().and_then(|e| e.raw_os_error());
+            assert_eq!(gone, Some(libc::EPIPE), "{exec_id}: Delete lets go of the stdin fifo");
+        }
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}
+
 /// Exec of a program that does not exist: as with the runc shim, Exec
 /// succeeds and Start fails naming the program (clients Exec, then Start,
 /// then Delete on a Start error); Wait and Delete report 0, and nothing of

@@ -26,6 +26,10 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 pub struct Console {
     master: Arc<AsyncFd<OwnedFd>>,
     stdin: Option<AbortHandle>,
+    /// containerd's stdin fifo, held open until the console is dropped
+    /// (Delete) once the copy ends, as the runc shim holds it: what the
+    /// client types after the exit is not a write without a reader.
+    _stdin_reader: Option<OwnedFd>,
     drained: Option<oneshot::Receiver<()>>,
 }
 
@@ -44,14 +48,16 @@ impl Console {
             }
             let _ = done_tx.send(());
         });
-        let stdin = match open_fifo(stdin, false)? {
-            Some(input) => {
-                let m = master.clone();
-                Some(tokio::spawn(async move { crate::pump::copy(&input, &m).await }).abort_handle())
-            }
+        let input = open_fifo(stdin, false)?;
+        let reader = match &input {
+            Some(i) => Some(i.get_ref().try_clone()?),
             None => None,
         };
-        Ok(Console { master, stdin, drained: Some(drained) })
+        let stdin = input.map(|input| {
+            let m = master.clone();
+            tokio::spawn(async move { crate::pump::copy(&input, &m).await }).abort_handle()
+        });
+        Ok(Console { master, stdin, _stdin_reader: reader, drained: Some(drained) })
     }
 
     pub fn resize(&self, width: u32, height: u32) -> io::Result<()> {

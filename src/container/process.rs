@@ -43,6 +43,11 @@ pub struct Process {
     console: Mutex<Option<Console>>,
     /// The copy of containerd's stdin fifo into the process's stdin pipe.
     stdin_feed: Mutex<Option<tokio::task::AbortHandle>>,
+    /// A reader of containerd's stdin fifo held until Delete, as the runc
+    /// shim holds it: containerd's stdin copy outlives the process (a
+    /// client types on after the exit) and a write with no reader would
+    /// be EPIPE, logged by containerd as a failed redirect.
+    _stdin_reader: Option<OwnedFd>,
     inner: tokio::sync::Mutex<Inner>,
     exited: watch::Sender<Option<Exit>>,
 }
@@ -132,6 +137,7 @@ impl Process {
             keepers: Mutex::new(keepers),
             logger: Mutex::new(out.logger),
             console: Mutex::new(out.console),
+            _stdin_reader: out.stdin.as_ref().and_then(|f| f.fifo.try_clone().ok()),
             stdin_feed: Mutex::new(out.stdin.and_then(feed_stdin)),
             inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
             exited: watch::channel(None).0,
