@@ -147,7 +147,10 @@ fn all_six_kinds_run_in_order_in_the_right_namespaces_with_the_right_state() {
         let exe = e["exe"].as_str().unwrap_or("");
         match kind {
             "poststart" => assert!(exe.ends_with("busybox"), "poststart runs after the exec: {exe}"),
-            "prestart" | "createRuntime" => assert!(exe.contains("myshim-init"), "{kind} runs before the exec: {exe}"),
+            // Before the exec: the shim's binary, through its detached view.
+            "prestart" | "createRuntime" => {
+                assert_eq!(exe, "/containerd-shim-myshim-v2", "{kind} runs before the exec")
+            }
             _ => {}
         }
     }

@@ -205,8 +205,9 @@ fn observations(e: &Value, o: &Observed) -> Vec<(&'static str, String)> {
     } else if exe.ends_with("busybox") {
         "user program"
     } else {
-        // Not yet the user program: our memfd `myshim-init`, or runc's init,
-        // whose exe the host reads as "/".
+        // Not yet the user program: our binary through its detached view
+        // ("/containerd-shim-myshim-v2"), or runc's init, whose exe the host
+        // reads as "/".
         "runtime init"
     };
     vec![

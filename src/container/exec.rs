@@ -1,5 +1,5 @@
 //! Exec: a process started in a running container's namespaces and cgroup,
-//! from the process spec containerd sends. Same sealed re-exec and handshake
+//! from the process spec containerd sends. Same re-exec and handshake
 //! as the init, minus the rootfs: Exec answers at Ready, Start execs.
 
 use std::sync::Arc;

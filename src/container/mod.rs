@@ -173,14 +173,14 @@ impl Shim {
         crate::sys::release_idle_memory();
     }
 
-    /// Lets go of the sealed copy once nothing is left to spawn from it.
+    /// Lets go of the init executable once nothing is left to spawn from it.
     pub fn retire(&self) {
         self.runtime.retire();
     }
 
     pub fn prepare(&self) {
         if let Err(e) = self.runtime.prepare() {
-            log::warn!("sealed copy of the shim binary: {e} (retried at the first Create)");
+            log::warn!("init executable: {e} (retried at the first Create)");
         }
     }
 

@@ -1,4 +1,5 @@
-//! The container's init: what the sealed re-exec of the shim runs as. It is a
+//! The container's init: what the re-exec of the shim (from its
+//! read-only view, see `runtime::exe`) runs as. It is a
 //! fresh single-threaded process already inside the new namespaces and its
 //! cgroup; it finishes the namespaces, builds the rootfs, takes on the
 //! process's identity, reports Ready, and execs the user's program on Start.
@@ -35,7 +36,7 @@ pub fn step(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InitError
 }
 
 pub fn main() -> ! {
-    // Until exec nobody may ptrace us or open our /proc/self/exe (the memfd).
+    // Until exec nobody may ptrace us or open our /proc/self/exe.
     let _ = sys::set_dumpable(false);
     // Device nodes and mount points get exactly the modes the config asks for.
     sys::set_umask(0);

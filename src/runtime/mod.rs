@@ -1,15 +1,15 @@
 //! Starting a container's init: the parent's half of the runtime. The init is
-//! the shim binary re-exec'd from a sealed memfd (see `sealed`) straight out
+//! the shim binary re-exec'd from a read-only view of itself (see `exe`) straight out
 //! of clone3 into the new namespaces; it does the rest itself (see `init`).
 
 pub(crate) mod caps;
 pub mod channel;
 mod devices;
+mod exe;
 pub mod init;
 pub mod namespaces;
 mod process;
 pub mod rootfs;
-mod sealed;
 mod seccomp;
 
 use std::ffi::CString;
@@ -32,39 +32,38 @@ pub struct Spawned {
     pub chan: ParentEnd,
 }
 
-/// Holds the sealed copy of our binary the inits are exec'd from: one for
-/// the shim's life, shared with the host's other shims (see `sealed`).
+/// Holds the read-only view of our binary the inits are exec'd from, one
+/// for the shim's life (see `exe`).
 pub struct Runtime {
     root: PathBuf,
-    sealed: Mutex<Option<OwnedFd>>,
+    exe: Mutex<Option<OwnedFd>>,
 }
 
 impl Runtime {
     /// `root`: the shim's state root, where the holder of a copy is named.
     pub fn new(root: PathBuf) -> Runtime {
-        Runtime { root, sealed: Mutex::new(None) }
+        Runtime { root, exe: Mutex::new(None) }
     }
 
-    /// Gets the sealed copy now, while containerd is still connecting, rather
+    /// Gets the executable now, while containerd is still connecting, rather
     /// than inside the first Create.
     pub fn prepare(&self) -> io::Result<()> {
-        self.with_sealed(|_| Ok(()))
+        self.with_exe(|_| Ok(()))
     }
 
-    fn with_sealed<T>(&self, f: impl FnOnce(RawFd) -> io::Result<T>) -> io::Result<T> {
-        let mut slot = self.sealed.lock().map_err(|_| io::Error::other("sealed copy: poisoned lock"))?;
+    fn with_exe<T>(&self, f: impl FnOnce(RawFd) -> io::Result<T>) -> io::Result<T> {
+        let mut slot = self.exe.lock().map_err(|_| io::Error::other("init executable: poisoned lock"))?;
         if slot.is_none() {
-            *slot = Some(sealed::acquire(&self.root)?);
+            *slot = Some(exe::acquire(&self.root)?);
         }
         f(slot.as_ref().map_or(-1, |fd| fd.as_raw_fd()))
     }
 
-    /// The shim's last container is gone: no longer names itself as the
-    /// holder, and lets its copy go beside the event loop (the last holder
-    /// of a copy pays its freeing, ~1 ms).
+    /// The shim's last container is gone: lets the executable go beside the
+    /// event loop (the view's detached mount is torn down with its last fd;
+    /// a fallback copy's pages are freed).
     pub fn retire(&self) {
-        sealed::withdraw(&self.root);
-        if let Some(fd) = self.sealed.lock().ok().and_then(|mut s| s.take()) {
+        if let Some(fd) = self.exe.lock().ok().and_then(|mut s| s.take()) {
             free_later(fd);
         }
     }
@@ -73,11 +72,11 @@ impl Runtime {
     /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
     /// written before the init may exec.
     pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
-        self.with_sealed(|exe| spawn_from(exe, plan, stdio, maps))
+        self.with_exe(|exe| spawn_from(exe, plan, stdio, maps))
     }
 }
 
-/// `Runtime::spawn` from the sealed copy at `exe`.
+/// `Runtime::spawn` from the executable at `exe`.
 fn spawn_from(exe: RawFd, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
     let (parent, child) = UnixStream::pair()?;
     // Above 3 so the child's dup2 onto 0..3 can never clobber a source.

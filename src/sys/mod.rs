@@ -7,10 +7,10 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+mod exe;
 mod fdio;
-mod memfd;
+pub use self::exe::*;
 pub use self::fdio::*;
-pub use self::memfd::*;
 
 fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -56,7 +56,7 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// clone3 into new namespaces and immediately exec the sealed copy. The shim is
+/// clone3 into new namespaces and immediately exec the init executable. The shim is
 /// multi-threaded, so the child runs only async-signal-safe dup2/execveat/_exit.
 /// Returns the child's pid and a pidfd for it.
 pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> {
