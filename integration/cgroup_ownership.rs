@@ -88,9 +88,18 @@ impl Drop for TestCgroup {
             let _ = v.kill();
             let _ = v.wait();
         }
-        // Children first.
+        // Children first. A process that just exited (a shim moved here,
+        // after its Shutdown) can keep the cgroup busy for a moment: retried,
+        // or the leak check after the suite finds it (it did, once).
         for d in self.dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
+            for _ in 0..100 {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    _ => break,
+                }
+            }
         }
     }
 }

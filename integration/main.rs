@@ -30,6 +30,7 @@ mod restart;
 mod runc_shim_parity;
 mod shim_death;
 mod soak;
+mod stalls;
 mod stdio_uris;
 mod terminal;
 mod update;

@@ -34,8 +34,10 @@ pub struct Stdio {
     pub container: [OwnedFd; 3],
     stdin_feed: Option<StdinFeed>,
     out_keepers: Vec<OwnedFd>,
-    /// The logging binary of a `binary://` URI, started and ready.
+    /// The logging binary of a `binary://` URI, started (see `logger_ready`).
     pub logger: Option<u32>,
+    /// Its ready pipe and the URI, until `logger_ready` has seen it.
+    logger_ready: Option<(OwnedFd, String)>,
 }
 
 /// containerd's stdin fifo (our non-blocking reader) and the pipe the
@@ -56,7 +58,7 @@ pub struct Owner<'a> {
 
 /// How long a logging binary may take to say it is ready (containerd
 /// waits without a limit; a shim must not hang on a bad logger).
-const LOGGER_READY_MS: i32 = 10_000;
+const LOGGER_READY: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Stdio {
     pub fn open(stdin: &str, stdout: &str, stderr: &str, owner: &Owner) -> Result<Stdio, StdioError> {
@@ -66,19 +68,50 @@ impl Stdio {
                 let detail = "stdout is a logging binary, so stderr must be the same URI or empty".to_string();
                 return Err(StdioError { which: "stderr", path: stderr.to_string(), detail });
             }
-            let (o, e, pid) = start_logger(rest, owner).map_err(|detail| StdioError {
+            let (o, e, pid, ready) = start_logger(rest, owner).map_err(|detail| StdioError {
                 which: "stdout",
                 path: stdout.to_string(),
                 detail,
             })?;
-            return Ok(Stdio { container: [i, o, e], stdin_feed, out_keepers: Vec::new(), logger: Some(pid) });
+            return Ok(Stdio {
+                container: [i, o, e],
+                stdin_feed,
+                out_keepers: Vec::new(),
+                logger: Some(pid),
+                logger_ready: Some((ready, stdout.to_string())),
+            });
         }
         let mut keepers = Vec::new();
         let (o, k) = open_one("stdout", stdout, true)?;
         keepers.extend(k);
         let (e, k) = open_one("stderr", stderr, true)?;
         keepers.extend(k);
-        Ok(Stdio { container: [i, o, e], stdin_feed, out_keepers: keepers, logger: None })
+        Ok(Stdio { container: [i, o, e], stdin_feed, out_keepers: keepers, logger: None, logger_ready: None })
+    }
+
+    /// Waits for the logging binary to say it is ready: a byte on its fd 5,
+    /// or fd 5 closed (EOF), as containerd accepts. Awaited, not polled: one
+    /// shim serves a whole pod, and a slow logger must not stall the other
+    /// containers' RPCs. The caller registers the logger with the reaper
+    /// first; one not ready in time is killed.
+    pub async fn logger_ready(&mut self) -> Result<(), StdioError> {
+        let Some((fd, uri)) = self.logger_ready.take() else {
+            return Ok(());
+        };
+        let err = |detail: String| StdioError { which: "stdout", path: uri.clone(), detail };
+        let ready = crate::sys::set_nonblocking(fd.as_raw_fd(), true)
+            .and_then(|()| crate::sys::async_fd(fd))
+            .map_err(|e| err(format!("logging binary: {e}")))?;
+        match tokio::time::timeout(LOGGER_READY, ready.readable()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(err(format!("logging binary: {e}"))),
+            Err(_) => {
+                if let Some(pid) = self.logger {
+                    let _ = crate::sys::kill(pid as i32, libc::SIGKILL);
+                }
+                Err(err(format!("logging binary: not ready after {} s", LOGGER_READY.as_secs())))
+            }
+        }
     }
 
     /// The container's ends are no longer ours once the init has them.
@@ -206,9 +239,9 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
 }
 
-/// Starts the logging binary and waits for its ready signal; returns the
-/// container's ends of the stdout and stderr pipes and the binary's pid.
-fn start_logger(rest: &str, owner: &Owner) -> Result<(OwnedFd, OwnedFd, u32), String> {
+/// Starts the logging binary; returns the container's ends of the stdout
+/// and stderr pipes, the binary's pid and the read end of its ready pipe.
+fn start_logger(rest: &str, owner: &Owner) -> Result<(OwnedFd, OwnedFd, u32, OwnedFd), String> {
     use std::os::fd::AsFd;
     let (path, args) = logger_command(rest)?;
     std::fs::metadata(&path).map_err(|e| format!("logging binary {path}: {e}"))?;
@@ -235,16 +268,7 @@ fn start_logger(rest: &str, owner: &Owner) -> Result<(OwnedFd, OwnedFd, u32), St
     let child = crate::sys::spawn_with_fds(&mut cmd, high.iter().map(|f| f.as_raw_fd()).collect())
         .map_err(|e| format!("start logging binary {path}: {e}"))?;
     drop((high, out_r, err_r, ready_w));
-    let pid = child.id();
-    // Ready: a byte on fd 5, or fd 5 closed (EOF), as containerd accepts.
-    match crate::sys::wait_readable(ready_r.as_raw_fd(), LOGGER_READY_MS) {
-        Ok(true) => Ok((out_w, err_w, pid)),
-        Ok(false) => {
-            let _ = crate::sys::kill(pid as i32, libc::SIGKILL);
-            Err(format!("logging binary {path}: not ready after {} s", LOGGER_READY_MS / 1000))
-        }
-        Err(e) => Err(format!("logging binary {path}: {e}")),
-    }
+    Ok((out_w, err_w, child.id(), ready_r))
 }
 
 fn open(path: &str, read: bool, write: bool, nonblock: bool) -> std::io::Result<File> {

@@ -62,7 +62,7 @@ impl Undo {
             l.stop().await;
         }
         if let Some((cg, kill_all)) = self.cgroup {
-            if let Err(e) = cg.destroy(kill_all, std::time::Duration::from_secs(3)) {
+            if let Err(e) = super::off_loop(move || cg.destroy(kill_all, std::time::Duration::from_secs(3))).await {
                 log::warn!("create rollback: {e}");
             }
         }
@@ -158,7 +158,11 @@ impl Shim {
         let id = req.id.as_str();
         let rootfs = crate::spec::rootfs_path(&spec, bundle);
         if !req.rootfs.is_empty() {
-            mount_rootfs(&req.rootfs, &rootfs).map_err(|e| TaskError::internal("create", id, "mount rootfs", e))?;
+            // Off the event loop: an overlay mount on a busy disk can take long.
+            let (mounts, target) = (req.rootfs.clone(), rootfs.clone());
+            super::off_loop(move || mount_rootfs(&mounts, &target))
+                .await
+                .map_err(|e| TaskError::internal("create", id, "mount rootfs", e))?;
             undo.rootfs = Some(rootfs.clone());
         }
         let linux = spec.linux().as_ref();
@@ -171,6 +175,7 @@ impl Shim {
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         // Registered before any await: the reaper cannot miss its exit.
         undo.logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
+        stdio.logger_ready().await.map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         let plan = NsPlan::from_spec(&spec);
         let shared_pidns = !plan.new_pid;
         let hooked = Kind::ALL.iter().any(|k| !hooks::planned(&spec, &[*k]).is_empty());

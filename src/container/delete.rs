@@ -26,7 +26,7 @@ impl Shim {
             }
             return Ok((p.pid, exit));
         }
-        c.release();
+        c.release().await;
         if let Some(spec) = &c.spec {
             self.poststop(spec, id, Path::new(&c.bundle), &c.state_dir).await;
         }
@@ -54,11 +54,12 @@ impl Shim {
 impl Container {
     /// Everything the container held on the host but its state, best effort
     /// and logged: the init is already dead, so nothing here can be refused by it.
-    fn release(&self) {
+    async fn release(&self) {
         if let Some(oom) = &self.oom {
             oom.stop();
         }
-        if let Err(e) = self.cgroup.destroy(self.shared_pidns, Duration::from_secs(3)) {
+        let (cg, kill_all) = (self.cgroup.clone(), self.shared_pidns);
+        if let Err(e) = super::off_loop(move || cg.destroy(kill_all, Duration::from_secs(3))).await {
             log::warn!("delete {}: {e}", self.id);
         }
         if let Some(root) = &self.rootfs_mount {

@@ -55,6 +55,7 @@ impl Shim {
         // Registered before any await. If the exec fails, its output ends
         // close with `stdio` and the logger exits at EOF.
         let logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
+        stdio.logger_ready().await.map_err(|e| invalid("open stdio", &e))?;
         let plan = NsPlan::for_exec(c.init.pid);
         let spawned = self
             .runtime

@@ -234,7 +234,8 @@ impl Shim {
         // A frozen process cannot die: SIGKILL of a paused container thaws
         // it (as runc does); other signals wait for Resume.
         if sig == libc::SIGKILL && c.init.status().await.0 == Status::Paused {
-            c.cgroup.freeze(false).map_err(|e| TaskError::internal("kill", id, "thaw", e))?;
+            let cg = c.cgroup.clone();
+            off_loop(move || cg.freeze(false)).await.map_err(|e| TaskError::internal("kill", id, "thaw", e))?;
         }
         Ok(())
     }
@@ -245,7 +246,10 @@ impl Shim {
         let c = self.get(id)?;
         let verb = if paused { "pause" } else { "resume" };
         c.init
-            .set_paused(paused, || c.cgroup.freeze(paused).map_err(|e| e.to_string()))
+            .set_paused(paused, {
+                let cg = c.cgroup.clone();
+                async move { off_loop(move || cg.freeze(paused)).await.map_err(|e| e.to_string()) }
+            })
             .await
             .map_err(|e| TaskError::FailedPrecondition(format!("{verb} {id}: {e}")))?;
         if paused {
@@ -383,5 +387,21 @@ impl Drop for Reservation<'_> {
 impl Container {
     pub fn exec_pids(&self) -> Vec<(i32, String)> {
         self.execs.lock().map(|m| m.iter().map(|(id, p)| (p.pid, id.clone())).collect()).unwrap_or_default()
+    }
+}
+
+/// Runs a step that blocks (sleeps between retries, waits on the kernel)
+/// on a helper thread: one shim serves a whole pod and all its RPCs share
+/// one thread, so a freezer that takes seconds must not stall a State.
+/// Nothing run here forks: the reaper relies on children being spawned
+/// on the event loop.
+pub(crate) async fn off_loop<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, String>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("helper thread: {e}")),
     }
 }

@@ -187,11 +187,15 @@ impl Process {
 
     /// Running <-> Paused, with `freeze` (the cgroup's freezer) done under
     /// the lock, so an exit or a Kill sees one state or the other.
-    pub async fn set_paused(&self, paused: bool, freeze: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    pub async fn set_paused(
+        &self,
+        paused: bool,
+        freeze: impl std::future::Future<Output = Result<(), String>>,
+    ) -> Result<(), String> {
         let mut inner = self.inner.lock().await;
         let r = if paused { inner.life.pause() } else { inner.life.resume() };
         r.map_err(|e| e.to_string())?;
-        if let Err(e) = freeze() {
+        if let Err(e) = freeze.await {
             // Back to where it was: the freezer did not change.
             let _ = if paused { inner.life.resume() } else { inner.life.pause() };
             return Err(e);

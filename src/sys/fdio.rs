@@ -137,22 +137,6 @@ pub fn spawn_with_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) -> io::R
     cmd.spawn()
 }
 
-/// Waits up to `timeout_ms` for `fd` to be readable (or hung up).
-pub fn wait_readable(fd: RawFd, timeout_ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    loop {
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-        if n >= 0 {
-            return Ok(n == 1);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 /// A non-blocking, close-on-exec eventfd.
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: integer arguments; the result is a fresh fd.
