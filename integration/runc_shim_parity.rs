@@ -146,6 +146,40 @@ fn the_stdin_fifo_keeps_its_reader_until_delete_as_with_the_runc_shim() {
     assert_no_leftovers(id);
 }
 
+/// Start of an exec in a paused container fails at once, as runc's
+/// `cannot exec in a paused container`, where it would wait for ever on a
+/// frozen process; after Resume it starts.
+#[test]
+fn an_exec_does_not_start_in_a_paused_container_as_with_runc() {
+    use containerd_shim_protos::api::{PauseRequest, ResumeRequest, StartRequest, WaitRequest};
+    use containerd_shim_protos::ttrpc::{Code, Error};
+
+    use crate::direct::*;
+    let id = "parity-exec-paused";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        c.exec(ctx(), &exec_request(id, "e1", &["sh", "-c", "exit 5"])).await.expect("Exec");
+        c.pause(ctx(), &PauseRequest { id: id.into(), ..Default::default() }).await.expect("Pause");
+        let start = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        match c.start(ctx(), &start).await {
+            Err(Error::RpcStatus(s)) => {
+                assert_eq!(s.code(), Code::FAILED_PRECONDITION, "{s:?}");
+                assert!(s.message.contains("paused"), "{s:?}");
+            }
+            r => panic!("Start of an exec in a paused container: {r:?}"),
+        }
+        c.resume(ctx(), &ResumeRequest { id: id.into(), ..Default::default() }).await.expect("Resume");
+        c.start(ctx(), &start).await.expect("Start after Resume");
+        let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &wait).await.expect("Wait").exit_status, 5);
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}
+
 /// Exec of a program that does not exist: as with the runc shim, Exec
 /// succeeds and Start fails naming the program (clients Exec, then Start,
 /// then Delete on a Start error); Wait and Delete report 0, and nothing of

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use containerd_shim_protos::api::{KillRequest, StateRequest, WaitRequest};
+use containerd_shim_protos::api::{DeleteRequest, KillRequest, StartRequest, StateRequest, WaitRequest};
 use containerd_shim_protos::ttrpc::context;
 
 use crate::direct::*;
@@ -59,10 +59,49 @@ fn a_logger_that_is_never_ready_stalls_no_other_container_of_its_shim() {
             r => panic!("Create with a logger that is never ready: {r:?}"),
         }
         c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
-        let del = containerd_shim_protos::api::DeleteRequest { id: id.into(), ..Default::default() };
+        let del = DeleteRequest { id: id.into(), ..Default::default() };
         c.delete(ctx(), &del).await.expect("Delete");
         shutdown(&c, shim).await;
     });
     assert_no_leftovers(id);
     assert_no_leftovers(slow);
+}
+
+/// A Start that waits on an exec that does not answer (stopped before its
+/// exec) holds the exec's handshake; State and Kill of that very exec still
+/// answer at once, and the Kill ends the Start. Guard: the lifecycle is read
+/// and moved under a lock never held across an await (`Process::life`);
+/// when Start held the one lock through its handshake, both waited for it.
+#[test]
+fn state_and_kill_answer_while_a_start_waits_on_its_exec() {
+    let id = "stall-start";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        c.exec(ctx(), &exec_request(id, "e1", &["true"])).await.expect("Exec");
+        let state = StateRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        let pid = c.state(ctx(), &state).await.expect("State").pid as i32;
+        // SAFETY: a plain kill(2) of the exec's process, which this test owns.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "stop the exec");
+        let c2 = c.clone();
+        let held = tokio::spawn(async move {
+            let long = context::with_timeout(Duration::from_secs(30).as_nanos() as i64);
+            c2.start(long, &StartRequest { id: "stall-start".into(), exec_id: "e1".into(), ..Default::default() }).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = Instant::now();
+        c.state(ctx(), &state).await.expect("State while Start waits");
+        let kill = KillRequest { id: id.into(), exec_id: "e1".into(), signal: 9, ..Default::default() };
+        c.kill(ctx(), &kill).await.expect("Kill while Start waits");
+        let took = t.elapsed();
+        eprintln!("State and Kill beside the held Start: {took:?}");
+        assert!(took < AT_ONCE, "State and Kill waited {took:?} behind the exec's Start");
+        assert!(held.await.expect("join").is_err(), "the Start of a killed exec succeeded");
+        let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        c.delete(ctx(), &del).await.expect("Delete exec");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
 }

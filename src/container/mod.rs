@@ -233,9 +233,12 @@ impl Shim {
         })?;
         // A frozen process cannot die: SIGKILL of a paused container thaws
         // it (as runc does); other signals wait for Resume.
-        if sig == libc::SIGKILL && c.init.status().await.0 == Status::Paused {
+        if sig == libc::SIGKILL {
             let cg = c.cgroup.clone();
-            off_loop(move || cg.freeze(false)).await.map_err(|e| TaskError::internal("kill", id, "thaw", e))?;
+            c.init
+                .thaw_if_paused(async move { off_loop(move || cg.freeze(false)).await })
+                .await
+                .map_err(|e| TaskError::internal("kill", id, "thaw", e))?;
         }
         Ok(())
     }

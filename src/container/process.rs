@@ -48,13 +48,15 @@ pub struct Process {
     /// client types on after the exit) and a write with no reader would
     /// be EPIPE, logged by containerd as a failed redirect.
     _stdin_reader: Option<OwnedFd>,
-    inner: tokio::sync::Mutex<Inner>,
+    /// Read and moved without waiting, never across an await: State and
+    /// Kill answer even while a Start waits on a process that does not
+    /// answer (stopped, or stuck before its exec).
+    life: Mutex<Lifecycle>,
+    /// Held by Start (with the handshake's channel), Pause and Resume and
+    /// the exit's handling, so what they queue keeps its order: TaskStart
+    /// before TaskExit, a freeze before a thaw.
+    order: tokio::sync::Mutex<Option<(ParentEnd, Phase)>>,
     exited: watch::Sender<Option<Exit>>,
-}
-
-struct Inner {
-    life: Lifecycle,
-    chan: Option<(ParentEnd, Phase)>,
 }
 
 /// What the process's stdio goes through besides containerd's fifos.
@@ -139,17 +141,23 @@ impl Process {
             console: Mutex::new(out.console),
             _stdin_reader: out.stdin.as_ref().and_then(|f| f.fifo.try_clone().ok()),
             stdin_feed: Mutex::new(out.stdin.and_then(feed_stdin)),
-            inner: tokio::sync::Mutex::new(Inner { life: Lifecycle::default(), chan: Some((spawned.chan, phase)) }),
+            life: Mutex::new(Lifecycle::default()),
+            order: tokio::sync::Mutex::new(Some((spawned.chan, phase))),
             exited: watch::channel(None).0,
         })
     }
 
-    /// Lets the process exec. `on_started` runs with the lock still held, so
-    /// whatever it queues (TaskStart) precedes whatever the exit queues.
+    fn life(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
+        self.life.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lets the process exec. `on_started` runs with the order lock still
+    /// held, so whatever it queues (TaskStart) precedes whatever the exit
+    /// queues.
     pub async fn start(&self, on_started: impl FnOnce()) -> Result<(), String> {
-        let mut inner = self.inner.lock().await;
-        inner.life.start().map_err(|e| e.to_string())?;
-        let Some((mut chan, phase)) = inner.chan.take() else {
+        let mut order = self.order.lock().await;
+        self.life().start().map_err(|e| e.to_string())?;
+        let Some((mut chan, phase)) = order.take() else {
             return Err("the process is gone".into());
         };
         let result = async {
@@ -168,7 +176,7 @@ impl Process {
                 // It never ran its program: Created still (as the runc
                 // shim's exec stays). It reports and exits; its exit is
                 // handled as any other.
-                inner.life.start_failed();
+                self.life().start_failed();
                 let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
                 Err(e)
             }
@@ -176,7 +184,7 @@ impl Process {
     }
 
     pub async fn signal(&self, sig: i32) -> Result<(), SignalError> {
-        if !self.inner.lock().await.life.signalable() {
+        if !self.life().signalable() {
             return Err(SignalError::Finished);
         }
         match sys::pidfd_send_signal(self.pidfd.as_raw_fd(), sig) {
@@ -186,26 +194,39 @@ impl Process {
     }
 
     /// Running <-> Paused, with `freeze` (the cgroup's freezer) done under
-    /// the lock, so an exit or a Kill sees one state or the other.
+    /// the order lock, so an exit or a thaw comes after it.
     pub async fn set_paused(
         &self,
         paused: bool,
         freeze: impl std::future::Future<Output = Result<(), String>>,
     ) -> Result<(), String> {
-        let mut inner = self.inner.lock().await;
-        let r = if paused { inner.life.pause() } else { inner.life.resume() };
+        let _order = self.order.lock().await;
+        let r = if paused { self.life().pause() } else { self.life().resume() };
         r.map_err(|e| e.to_string())?;
         if let Err(e) = freeze.await {
             // Back to where it was: the freezer did not change.
-            let _ = if paused { inner.life.resume() } else { inner.life.pause() };
+            let _ = if paused { self.life().resume() } else { self.life().pause() };
             return Err(e);
         }
         Ok(())
     }
 
+    /// Runs `thaw` if the process is Paused, after any Pause or Resume in
+    /// progress (a thaw under a freeze still being made would be undone).
+    pub async fn thaw_if_paused(
+        &self,
+        thaw: impl std::future::Future<Output = Result<(), String>>,
+    ) -> Result<(), String> {
+        let _order = self.order.lock().await;
+        if self.life().status() == Status::Paused {
+            thaw.await?;
+        }
+        Ok(())
+    }
+
     pub async fn status(&self) -> (Status, Option<Exit>) {
-        let inner = self.inner.lock().await;
-        (inner.life.status(), inner.life.exit())
+        let life = self.life();
+        (life.status(), life.exit())
     }
 
     pub async fn wait_exit(&self) -> Option<Exit> {
@@ -235,11 +256,11 @@ impl Process {
 
     /// Stopped -> Deleted; one that never started is killed and awaited first.
     pub async fn delete(&self) -> Result<Exit, Illegal> {
-        if self.inner.lock().await.life.status() == Status::Created {
+        if self.life().status() == Status::Created {
             let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
             self.wait_exit().await;
         }
-        let exit = self.inner.lock().await.life.delete()?;
+        let exit = self.life().delete()?;
         self.drain_output().await;
         Ok(exit)
     }
@@ -312,18 +333,22 @@ impl Process {
                 drained.await;
             }
             p.release_read_output().await;
-            let mut inner = p.inner.lock().await;
-            inner.chan = None;
+            let mut order = p.order.lock().await;
+            *order = None;
             // An exec that never ran its program (deleted before Start, or
             // its Start failed) has no exit of its own, as under the runc
             // shim, whose exec process exists only from Start: status 0
             // and no TaskExit. An init's exit is always reported.
-            let ran = !p.is_exec || inner.life.status() != Status::Created;
-            let exit = if ran { exit } else { Exit { code: 0, ..exit } };
-            if inner.life.exited(exit) && ran {
+            let (first, exit) = {
+                let mut life = p.life();
+                let ran = !p.is_exec || life.status() != Status::Created;
+                let exit = if ran { exit } else { Exit { code: 0, ..exit } };
+                (life.exited(exit) && ran, exit)
+            };
+            if first {
                 on_exit(exit);
             }
-            drop(inner);
+            drop(order);
             p.exited.send_replace(Some(exit));
         });
     }

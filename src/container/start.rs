@@ -16,6 +16,11 @@ impl Shim {
     pub async fn start(&self, id: &str, exec_id: &str) -> Result<i32, TaskError> {
         self.touch();
         let (c, p) = self.process(id, exec_id)?;
+        // As runc: its frozen process could never answer the handshake.
+        if !exec_id.is_empty() && c.init.status().await.0 == Status::Paused {
+            let msg = format!("start {}: cannot exec in a paused container", who(id, exec_id));
+            return Err(TaskError::FailedPrecondition(msg));
+        }
         let spec = if exec_id.is_empty() { c.spec.clone() } else { None };
         let failed = |e: String| TaskError::Internal(format!("start {id}: {e}"));
         if let Some(spec) = &spec {
