@@ -75,7 +75,7 @@ fn run_poststop(bundle: &Path, dir: &Path, id: &str) {
     rt.block_on(async {
         match Reaper::start() {
             Ok(reaper) => {
-                let _ = run_kinds(&reaper, &loaded.spec, &[Kind::Poststop], id, bundle, 0).await;
+                let _ = run_kinds(&reaper, &loaded.spec, &[Kind::Poststop], id, bundle, None).await;
             }
             Err(e) => log::warn!("delete {id}: poststop hooks not run: {e}"),
         }

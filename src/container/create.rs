@@ -141,7 +141,7 @@ impl Shim {
                 let poststop = undo.poststop.take();
                 undo.run().await;
                 if let Some(spec) = poststop {
-                    let _ = run_kinds(&self.reaper, &spec, &[Kind::Poststop], id, &bundle, 0).await;
+                    let _ = run_kinds(&self.reaper, &spec, &[Kind::Poststop], id, &bundle, None).await;
                 }
                 Err(e)
             }
@@ -196,7 +196,7 @@ impl Shim {
         };
         let spawned = self
             .runtime
-            .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref())
+            .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
             .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
         // Registered before any await: the reaper cannot miss this exit.
         let exited = self.reaper.register(spawned.pid);
@@ -335,7 +335,8 @@ impl Shim {
         let mut phase = spawned.chan.configure(config).await?;
         if phase == Phase::HooksRequested {
             let spec = spec.ok_or("the init asked for hooks that do not exist")?;
-            run_kinds(&self.reaper, spec, &CREATE_HOOKS, &id, bundle, spawned.pid).await?;
+            let init = Some((spawned.pid, std::os::fd::AsFd::as_fd(&spawned.pidfd)));
+            run_kinds(&self.reaper, spec, &CREATE_HOOKS, &id, bundle, init).await?;
             phase = spawned.chan.hooks_done(phase).await?;
         }
         Ok(phase)

@@ -59,7 +59,7 @@ impl Shim {
         let plan = NsPlan::for_exec(c.init.pid);
         let spawned = self
             .runtime
-            .spawn(&plan, &stdio.container, None)
+            .spawn(&plan, &stdio.container, None, Some(c.init.pidfd()))
             .map_err(|e| TaskError::Internal(format!("exec {who}: spawn: {e}")))?;
         let exited = self.reaper.register(spawned.pid);
         let cgroup_tasks = c.cgroup.tasks_files();

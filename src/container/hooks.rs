@@ -1,6 +1,7 @@
 //! A container's hooks at each lifecycle step: the plan from `hooks`, each
 //! hook run by `hooks::run`, in order, one at a time.
 
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use oci_spec::runtime::Spec;
@@ -22,8 +23,9 @@ pub async fn run_kinds(
     kinds: &[Kind],
     id: &str,
     bundle: &Path,
-    pid: i32,
+    init: Option<(i32, BorrowedFd<'_>)>,
 ) -> Result<(), String> {
+    let pid = init.map_or(0, |(pid, _)| pid);
     let planned = hooks::planned(spec, kinds);
     if planned.is_empty() {
         return Ok(());
@@ -34,7 +36,10 @@ pub async fn run_kinds(
     for (kind, index, hook) in planned {
         let state = hooks::state_json(spec, id, kind.status(), if kind == Kind::Poststop { 0 } else { pid }, &bundle_s);
         if kind.runs_in() == Where::Container && ns.is_none() {
-            ns = Some(ContainerNs::open(pid).map_err(|e| format!("{} hooks: container namespaces: {e}", kind.key()))?);
+            let opened = init
+                .ok_or_else(|| std::io::Error::other("no init to run in"))
+                .and_then(|(pid, pidfd)| ContainerNs::open(pid, pidfd));
+            ns = Some(opened.map_err(|e| format!("{} hooks: container namespaces: {e}", kind.key()))?);
         }
         log::debug!(
             "{id}: {} hook #{index} {} (in {} RPC, {:?} namespaces, path resolved in {:?})",
@@ -65,6 +70,6 @@ impl Shim {
         if let Err(e) = std::fs::write(state_dir.join(POSTSTOP_MARKER), b"") {
             log::warn!("{id}: poststop marker: {e}");
         }
-        let _ = run_kinds(&self.reaper, spec, &[Kind::Poststop], id, bundle, 0).await;
+        let _ = run_kinds(&self.reaper, spec, &[Kind::Poststop], id, bundle, None).await;
     }
 }

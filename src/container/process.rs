@@ -147,6 +147,12 @@ impl Process {
         })
     }
 
+    /// The process, pinned: namespaces joined through it are its own.
+    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.pidfd.as_fd()
+    }
+
     fn life(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
         self.life.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

@@ -25,8 +25,15 @@ impl Shim {
         let failed = |e: String| TaskError::Internal(format!("start {id}: {e}"));
         if let Some(spec) = &spec {
             if p.status().await.0 == Status::Created {
-                if let Err(e) =
-                    hooks::run_kinds(&self.reaper, spec, &[Kind::StartContainer], id, Path::new(&c.bundle), p.pid).await
+                if let Err(e) = hooks::run_kinds(
+                    &self.reaper,
+                    spec,
+                    &[Kind::StartContainer],
+                    id,
+                    Path::new(&c.bundle),
+                    Some((p.pid, p.pidfd())),
+                )
+                .await
                 {
                     let _ = p.signal(libc::SIGKILL).await;
                     return Err(failed(e));
@@ -56,8 +63,15 @@ impl Shim {
             TaskError::Internal(msg)
         })?;
         if let Some(spec) = &spec {
-            if let Err(e) =
-                hooks::run_kinds(&self.reaper, spec, &[Kind::Poststart], id, Path::new(&c.bundle), p.pid).await
+            if let Err(e) = hooks::run_kinds(
+                &self.reaper,
+                spec,
+                &[Kind::Poststart],
+                id,
+                Path::new(&c.bundle),
+                Some((p.pid, p.pidfd())),
+            )
+            .await
             {
                 // runtime.md (v1.3): a failed poststart stops the container.
                 let _ = p.signal(libc::SIGKILL).await;

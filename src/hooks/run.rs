@@ -3,9 +3,9 @@
 //! the last 4 KiB of stderr kept, and on timeout the whole group killed.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use oci_spec::runtime::Hook;
 
 use super::Kind;
 use crate::reaper::Reaper;
-use crate::runtime::namespaces::NsPlan;
+use crate::runtime::namespaces;
 use crate::sys;
 
 const STDERR_TAIL: usize = 4096;
@@ -41,15 +41,27 @@ fn tail(stderr: &str) -> String {
 
 /// The namespaces of a container's init, opened so a hook can enter them.
 pub struct ContainerNs {
-    pid_ns: PathBuf,
+    pid_ns: OwnedFd,
     join: Vec<(i32, OwnedFd)>,
 }
 
 impl ContainerNs {
-    pub fn open(init_pid: i32) -> std::io::Result<ContainerNs> {
-        let plan = NsPlan::for_exec(init_pid);
-        let join = plan.join.iter().map(|(t, p)| Ok((*t, File::open(p)?.into()))).collect::<std::io::Result<_>>()?;
-        Ok(ContainerNs { pid_ns: plan.join_pid.unwrap_or_default(), join })
+    /// Opened by path under /proc/`init_pid`, then checked through
+    /// `init_pidfd`: if that very process still lives, the pid was not
+    /// reused before the opens, and they are its namespaces, not a
+    /// stranger's that took the pid.
+    pub fn open(init_pid: i32, init_pidfd: BorrowedFd<'_>) -> std::io::Result<ContainerNs> {
+        let join = namespaces::not_ours(init_pid)
+            .iter()
+            .map(|(t, p)| Ok((*t, File::open(p)?.into())))
+            .collect::<std::io::Result<_>>()?;
+        let pid_ns = File::open(format!("/proc/{init_pid}/ns/pid"))?.into();
+        match sys::pidfd_send_signal(init_pidfd.as_raw_fd(), 0) {
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                Err(std::io::Error::other(format!("the container's init (pid {init_pid}) is gone")))
+            }
+            r => r.map(|()| ContainerNs { pid_ns, join }),
+        }
     }
 }
 
@@ -91,7 +103,10 @@ pub async fn run(inv: Invocation<'_>, ns: Option<&ContainerNs>, reaper: &Reaper)
         None => cmd.spawn(),
         Some(ns) => {
             let fds: Vec<(i32, i32)> = ns.join.iter().map(|(t, fd)| (*t, fd.as_raw_fd())).collect();
-            crate::runtime::in_pid_namespace(&ns.pid_ns, || sys::spawn_in_namespaces(&mut cmd, fds, inv.cwd))
+            let pid_ns = ns.pid_ns.as_fd();
+            crate::runtime::in_pid_namespace(pid_ns, &"of the container's init", || {
+                sys::spawn_in_namespaces(&mut cmd, fds, inv.cwd)
+            })
         }
     };
     let mut child = spawned.map_err(|e| fail(format!("could not run: {e}"), String::new()))?;
@@ -155,6 +170,34 @@ fn keep_tail(tail: &mut Vec<u8>, more: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The guard on hooks' namespaces (createContainer, startContainer): a
+    /// pid in hand that now names a stranger (the init died, its pid went
+    /// to another process) never yields the stranger's namespaces, which a
+    /// path under /proc/<pid>/ns alone would. Needs root (unshare).
+    #[test]
+    fn a_stranger_at_the_init_pid_never_lends_its_namespaces() {
+        use std::os::fd::AsFd;
+        let mut init = Command::new("sleep").arg("30").spawn().expect("init");
+        let pidfd = sys::pidfd_open(init.id() as i32).expect("pidfd");
+        let _ = init.kill();
+        let _ = init.wait();
+        // A uts namespace of its own: one that differs from ours, to join.
+        let mut stranger = Command::new("unshare").args(["--uts", "sleep", "30"]).spawn().expect("stranger");
+        let pid = stranger.id() as i32;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while namespaces::not_ours(pid).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "unshare made no namespace");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let refused = ContainerNs::open(pid, pidfd.as_fd()).err().map(|e| e.to_string()).unwrap_or_default();
+        let own = sys::pidfd_open(pid).expect("stranger's pidfd");
+        let opened = ContainerNs::open(pid, own.as_fd()).map(|ns| ns.join.len());
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        assert!(refused.ends_with("is gone"), "opened a stranger's namespaces: {refused:?}");
+        assert!(matches!(opened, Ok(n) if n >= 1), "the live process's own: {opened:?}");
+    }
 
     #[test]
     fn the_stderr_tail_is_bounded() {

@@ -4,6 +4,7 @@
 //! cgroup; it finishes the namespaces, builds the rootfs, takes on the
 //! process's identity, reports Ready, and execs the user's program on Start.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use oci_spec::runtime::Spec;
@@ -15,6 +16,9 @@ use crate::sys;
 
 /// The fd the parent hands the channel on.
 pub const CHANNEL_FD: i32 = 3;
+
+/// Where an exec gets its container init's pidfd (`NsPlan::join_by_pidfd`).
+pub const TARGET_PIDFD: i32 = 4;
 
 /// Where the init leaves a terminal's master for the shim to take
 /// (pidfd_getfd); close-on-exec, so the program never holds it. High, so no
@@ -41,15 +45,23 @@ pub fn main() -> ! {
     // Device nodes and mount points get exactly the modes the config asks for.
     sys::set_umask(0);
     let _ = sys::set_cloexec(CHANNEL_FD);
+    let _ = sys::set_cloexec(TARGET_PIDFD);
     // Whatever the shim inherited without CLOEXEC (from containerd, or from
     // whoever ran `start`) must not sit in the container's first process.
-    let _ = sys::close_from(CHANNEL_FD as u32 + 1);
+    let _ = sys::close_from(TARGET_PIDFD as u32 + 1);
     let mut chan = InitEnd(UnixStream::from(sys::adopt_fd(CHANNEL_FD)));
     let cfg = match chan.recv() {
         Ok(Some(ToInit::Config(cfg))) => cfg,
         _ => sys::exit_now(1),
     };
-    let exec = match prepare(&cfg, &mut chan) {
+    let target = if cfg.plan.join_by_pidfd != 0 {
+        Some(sys::adopt_fd(TARGET_PIDFD))
+    } else {
+        // Not ours: an fd inherited there.
+        let _ = sys::close_from(TARGET_PIDFD as u32);
+        None
+    };
+    let exec = match prepare(&cfg, &mut chan, target) {
         Ok(exec) => exec,
         Err(e) => fail(&mut chan, &format!("{} {}: {e}", if cfg.rootfs.is_some() { "create" } else { "exec" }, cfg.id)),
     };
@@ -75,7 +87,7 @@ fn fail(chan: &mut InitEnd, msg: &str) -> ! {
     sys::exit_now(1)
 }
 
-fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitError> {
+fn prepare(cfg: &InitConfig, chan: &mut InitEnd, target: Option<OwnedFd>) -> Result<process::Exec, InitError> {
     let plan = &cfg.plan;
     // The agent's socket is a host path: connect while the host's mounts are
     // still what this process sees.
@@ -92,6 +104,10 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
         std::fs::write(tasks, "0").map_err(step(format!("join cgroup {}", tasks.display())))?;
     }
     join_namespaces(plan)?;
+    if let Some(target) = target {
+        // All at once, and ESRCH if the container's init is gone.
+        sys::setns(target.as_raw_fd(), plan.join_by_pidfd).map_err(step("join the container init's namespaces"))?;
+    }
     if let Some(offsets) = &plan.new_time {
         sys::unshare(libc::CLONE_NEWTIME).map_err(step("unshare time namespace"))?;
         if !offsets.is_empty() {
@@ -101,7 +117,6 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
         // unshare only made it the namespace of children to come; enter it
         // now (offsets are fixed from here on) so the program runs in it.
         let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(step("open time namespace"))?;
-        use std::os::fd::AsRawFd;
         sys::setns(ns.as_raw_fd(), libc::CLONE_NEWTIME).map_err(step("enter time namespace"))?;
     }
     if let Some(root) = &cfg.rootfs {
@@ -145,7 +160,6 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd) -> Result<process::Exec, InitEr
 fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {
     for (nstype, path) in &plan.join {
         let f = std::fs::File::open(path).map_err(step(format!("open namespace {}", path.display())))?;
-        use std::os::fd::AsRawFd;
         sys::setns(f.as_raw_fd(), *nstype).map_err(step(format!("join namespace {}", path.display())))?;
     }
     Ok(())

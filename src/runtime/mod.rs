@@ -15,7 +15,7 @@ mod seccomp;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -71,33 +71,60 @@ impl Runtime {
     /// clone3 into the planned namespaces and exec the init with `stdio` as
     /// its 0, 1, 2 and the channel as fd 3. A new user namespace gets `maps`
     /// written before the init may exec.
-    pub fn spawn(&self, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
-        self.with_exe(|exe| spawn_from(exe, plan, stdio, maps))
+    /// An exec passes its container init's pidfd as `target` (see
+    /// `NsPlan::join_by_pidfd`).
+    pub fn spawn(
+        &self,
+        plan: &NsPlan,
+        stdio: &[OwnedFd; 3],
+        maps: Option<&IdMaps>,
+        target: Option<BorrowedFd<'_>>,
+    ) -> io::Result<Spawned> {
+        self.with_exe(|exe| spawn_from(exe, plan, stdio, maps, target))
     }
 }
 
 /// `Runtime::spawn` from the executable at `exe`.
-fn spawn_from(exe: RawFd, plan: &NsPlan, stdio: &[OwnedFd; 3], maps: Option<&IdMaps>) -> io::Result<Spawned> {
+fn spawn_from(
+    exe: RawFd,
+    plan: &NsPlan,
+    stdio: &[OwnedFd; 3],
+    maps: Option<&IdMaps>,
+    target: Option<BorrowedFd<'_>>,
+) -> io::Result<Spawned> {
     let (parent, child) = UnixStream::pair()?;
-    // Above 3 so the child's dup2 onto 0..3 can never clobber a source.
+    // Above 4 so the child's dup2 onto 0..4 can never clobber a source.
     let high: Vec<OwnedFd> = stdio
         .iter()
         .map(|f| f.as_raw_fd())
         .chain(std::iter::once(child.as_raw_fd()))
-        .map(|fd| sys::dup_above(fd, 4))
+        .chain(target.map(|t| t.as_raw_fd()))
+        .map(|fd| sys::dup_above(fd, init::TARGET_PIDFD + 1))
         .collect::<io::Result<_>>()?;
     let exec = sys::ExecPlan {
         exe,
-        fds: [high[0].as_raw_fd(), high[1].as_raw_fd(), high[2].as_raw_fd(), high[3].as_raw_fd()],
+        fds: [
+            high[0].as_raw_fd(),
+            high[1].as_raw_fd(),
+            high[2].as_raw_fd(),
+            high[3].as_raw_fd(),
+            high.get(4).map_or(-1, |f| f.as_raw_fd()),
+        ],
         argv: vec![CString::new(init::ARG0).map_err(io::Error::other)?],
         envp: Vec::new(),
         userns_go: None,
     };
     let go = if plan.new_user { Some(sys::pipe()?) } else { None };
     let exec = sys::ExecPlan { userns_go: go.as_ref().map(|(r, _)| r.as_raw_fd()), ..exec };
-    let (pid, pidfd) = match &plan.join_pid {
-        None => sys::clone_exec(plan.clone_flags, &exec)?,
-        Some(path) => in_pid_namespace(path, || sys::clone_exec(plan.clone_flags, &exec))?,
+    let clone = || sys::clone_exec(plan.clone_flags, &exec);
+    let (pid, pidfd) = match (target, &plan.join_pid) {
+        // setns through a pidfd: that very process's pid namespace, or ESRCH.
+        (Some(t), _) => in_pid_namespace(t, &"of the container's init", clone)?,
+        (None, Some(path)) => {
+            let ns = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
+            in_pid_namespace(ns.as_fd(), &path.display(), clone)?
+        }
+        (None, None) => clone()?,
     };
     if let Some((_, go)) = go {
         // On failure the write end closes unwritten and the child exits.
@@ -119,13 +146,17 @@ fn free_later(fd: OwnedFd) {
     let _ = std::thread::Builder::new().stack_size(64 << 10).spawn(move || drop(fd));
 }
 
-/// Runs `f` with this thread's children created in the pid namespace at
-/// `path` (setns for pid only changes where children go), then switches back.
-pub(crate) fn in_pid_namespace<T>(path: &std::path::Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+/// Runs `f` with this thread's children created in the pid namespace `ns`
+/// (a namespace fd, or a pidfd: that process's), then switches back (setns
+/// for pid only changes where children go).
+pub(crate) fn in_pid_namespace<T>(
+    ns: BorrowedFd<'_>,
+    what: &dyn std::fmt::Display,
+    f: impl FnOnce() -> io::Result<T>,
+) -> io::Result<T> {
     let own = File::open("/proc/thread-self/ns/pid_for_children")?;
-    let target = File::open(path).map_err(|e| io::Error::new(e.kind(), format!("open {}: {e}", path.display())))?;
-    sys::setns(target.as_raw_fd(), libc::CLONE_NEWPID)
-        .map_err(|e| io::Error::new(e.kind(), format!("join pid namespace {}: {e}", path.display())))?;
+    sys::setns(ns.as_raw_fd(), libc::CLONE_NEWPID)
+        .map_err(|e| io::Error::new(e.kind(), format!("join pid namespace {what}: {e}")))?;
     let r = f();
     if let Err(e) = sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID) {
         // Every later child of the shim would start in the container's pid

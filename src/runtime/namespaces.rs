@@ -13,6 +13,13 @@ pub struct NsPlan {
     pub join: Vec<(i32, PathBuf)>,
     /// A pid namespace to join: the parent enters it for its children before clone3.
     pub join_pid: Option<PathBuf>,
+    /// An exec's: the namespaces (CLONE_NEW* flags) the init enters through
+    /// the container init's pidfd, handed to it at `init::TARGET_PIDFD`:
+    /// `setns(pidfd, flags)` joins them all at once, and only while that
+    /// very process lives (a /proc/<pid>/ns path would name a stranger's
+    /// once the pid is reused). The parent enters its pid namespace the
+    /// same way.
+    pub join_by_pidfd: i32,
     /// The init unshares a cgroup namespace after the parent placed it in its cgroup.
     pub new_cgroupns: bool,
     pub new_uts: bool,
@@ -73,30 +80,38 @@ impl NsPlan {
 
     /// An exec joins every namespace of the container's init that is not
     /// the shim's own (joining one of those could only fail: once in the
-    /// container's user namespace, the host's are out of reach), user first,
-    /// mount last.
+    /// container's user namespace, the host's are out of reach), through
+    /// the init's pidfd (see `join_by_pidfd`).
     pub fn for_exec(init_pid: i32) -> NsPlan {
-        let theirs = |name: &str| PathBuf::from(format!("/proc/{init_pid}/ns/{name}"));
-        let differs = |name: &str| {
-            let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
-            theirs(name).exists() && !crate::sys::same_file(&theirs(name), &ours)
-        };
-        let order = [
-            (libc::CLONE_NEWUSER, "user"),
-            (libc::CLONE_NEWIPC, "ipc"),
-            (libc::CLONE_NEWUTS, "uts"),
-            (libc::CLONE_NEWNET, "net"),
-            (libc::CLONE_NEWCGROUP, "cgroup"),
-            (libc::CLONE_NEWTIME, "time"),
-            (libc::CLONE_NEWNS, "mnt"),
-        ];
+        let theirs = not_ours(init_pid);
         NsPlan {
-            join: order.iter().filter(|(_, n)| differs(n)).map(|(t, n)| (*t, theirs(n))).collect(),
-            join_pid: Some(theirs("pid")),
-            in_userns: differs("user"),
+            join_by_pidfd: theirs.iter().fold(0, |flags, (t, _)| flags | t),
+            in_userns: theirs.iter().any(|(t, _)| *t == libc::CLONE_NEWUSER),
             ..NsPlan::default()
         }
     }
+}
+
+/// The namespaces of process `pid` that are not the shim's own, user first,
+/// mount last (the order to join them by path), pid apart. Which they are
+/// is all this tells: `pid` may be anyone's by now, so a caller that joins
+/// them checks, after opening, that its pidfd still names a live process.
+pub fn not_ours(pid: i32) -> Vec<(i32, PathBuf)> {
+    let theirs = |name: &str| PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+    let differs = |name: &str| {
+        let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+        theirs(name).exists() && !crate::sys::same_file(&theirs(name), &ours)
+    };
+    let order = [
+        (libc::CLONE_NEWUSER, "user"),
+        (libc::CLONE_NEWIPC, "ipc"),
+        (libc::CLONE_NEWUTS, "uts"),
+        (libc::CLONE_NEWNET, "net"),
+        (libc::CLONE_NEWCGROUP, "cgroup"),
+        (libc::CLONE_NEWTIME, "time"),
+        (libc::CLONE_NEWNS, "mnt"),
+    ];
+    order.iter().filter(|(_, n)| differs(n)).map(|(t, n)| (*t, theirs(n))).collect()
 }
 
 fn time_offsets(spec: &Spec) -> String {
@@ -184,9 +199,8 @@ mod tests {
     fn exec_joins_only_namespaces_that_are_not_its_own() {
         // Our own process: every namespace is the shim's, nothing to join.
         let p = NsPlan::for_exec(std::process::id() as i32);
-        assert!(p.join.is_empty(), "{:?}", p.join);
-        assert!(!p.in_userns);
-        assert_eq!(p.join_pid, Some(PathBuf::from(format!("/proc/{}/ns/pid", std::process::id()))));
+        assert_eq!(p.join_by_pidfd, 0);
+        assert!(p.join.is_empty() && p.join_pid.is_none() && !p.in_userns);
         assert_eq!((p.clone_flags, p.new_cgroupns, p.new_uts), (0, false, false));
     }
 }

@@ -29,9 +29,9 @@ fn cpath(path: &Path) -> io::Result<CString> {
 /// child itself allocates nothing and takes no locks.
 pub struct ExecPlan {
     pub exe: RawFd,
-    /// fds placed at 0, 1, 2, 3 in the child; each must be >= 4 so the dup2s
-    /// cannot clobber one another.
-    pub fds: [RawFd; 4],
+    /// fds placed at 0, 1, 2, 3, 4 in the child (a negative one: nothing
+    /// there); each must be >= 5 so the dup2s cannot clobber one another.
+    pub fds: [RawFd; 5],
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     /// For a new user namespace: the child waits for one byte here (the
@@ -102,7 +102,7 @@ pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> 
                 }
             }
             for (target, fd) in plan.fds.iter().enumerate() {
-                if libc::dup2(*fd, target as libc::c_int) < 0 {
+                if *fd >= 0 && libc::dup2(*fd, target as libc::c_int) < 0 {
                     libc::_exit(126);
                 }
             }
@@ -128,6 +128,16 @@ pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
     let n = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)?;
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(n as RawFd) })
+}
+
+/// A pidfd for `pid` (close-on-exec, as pidfds always are). The shim gets
+/// its children's from clone3; tests make their own.
+#[cfg(test)]
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments; the result is a fresh fd.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
