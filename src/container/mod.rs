@@ -6,8 +6,10 @@ mod create;
 mod delete;
 mod exec;
 pub mod hooks;
+mod kill;
 pub mod lifecycle;
 mod oom;
+mod pause;
 mod process;
 mod start;
 
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use containerd_shim_protos::events::task::{TaskExit, TaskPaused, TaskResumed};
+use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::topics;
@@ -208,65 +210,6 @@ impl Shim {
 
     pub fn is_empty(&self) -> bool {
         self.containers.lock().map(|m| m.is_empty()).unwrap_or(false)
-    }
-
-    pub async fn kill(&self, id: &str, exec_id: &str, signal: u32, all: bool) -> Result<(), TaskError> {
-        let (c, p) = self.process(id, exec_id)?;
-        let sig = signal as i32;
-        let status = p.status().await.0;
-        // As the runc shim: an exec has no process to signal before Start
-        // (ours waits, unexecuted, for it), and a Kill must not end it
-        // under the client that is about to start it.
-        if !exec_id.is_empty() && status == Status::Created {
-            return Err(TaskError::FailedPrecondition(format!(
-                "kill {}: the exec has not been started",
-                who(id, exec_id)
-            )));
-        }
-        if all && exec_id.is_empty() && status != Status::Stopped {
-            let paused = status == Status::Paused;
-            c.cgroup.signal_all(sig, paused).map_err(|e| TaskError::internal("kill", id, "signal all", e))?;
-        }
-        p.signal(sig).await.map_err(|e| match e {
-            SignalError::Finished => TaskError::NotFound(format!("kill {}: {e}", who(id, exec_id))),
-            SignalError::Failed(..) => TaskError::Internal(format!("kill {}: {e}", who(id, exec_id))),
-        })?;
-        // A frozen process cannot die: SIGKILL of a paused container thaws
-        // it (as runc does); other signals wait for Resume.
-        if sig == libc::SIGKILL {
-            let cg = c.cgroup.clone();
-            c.init
-                .thaw_if_paused(async move { off_loop(move || cg.freeze(false)).await })
-                .await
-                .map_err(|e| TaskError::internal("kill", id, "thaw", e))?;
-        }
-        Ok(())
-    }
-
-    /// Pause (`paused`) or Resume: the cgroup's freezer; TaskPaused or
-    /// TaskResumed once it holds.
-    pub async fn pause(&self, id: &str, paused: bool) -> Result<(), TaskError> {
-        let c = self.get(id)?;
-        let verb = if paused { "pause" } else { "resume" };
-        c.init
-            .set_paused(paused, {
-                let cg = c.cgroup.clone();
-                async move { off_loop(move || cg.freeze(paused)).await.map_err(|e| e.to_string()) }
-            })
-            .await
-            .map_err(|e| TaskError::FailedPrecondition(format!("{verb} {id}: {e}")))?;
-        if paused {
-            self.events.publish(
-                topics::TASK_PAUSED_EVENT_TOPIC,
-                &TaskPaused { container_id: id.into(), ..Default::default() },
-            );
-        } else {
-            self.events.publish(
-                topics::TASK_RESUMED_EVENT_TOPIC,
-                &TaskResumed { container_id: id.into(), ..Default::default() },
-            );
-        }
-        Ok(())
     }
 
     /// Stats: the container's cgroup figures as containerd's metrics type.
