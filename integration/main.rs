@@ -22,6 +22,7 @@ mod init_exe;
 mod isolation;
 mod kubernetes;
 mod lifecycle;
+mod mount_race;
 mod nerdctl;
 mod output;
 mod pause;

@@ -81,8 +81,11 @@ pub fn prepare(
     sys::mount(Some(&rootfs.to_string_lossy()), rootfs, Some("bind"), MS_BIND | MS_REC, None)
         .map_err(step(format!("bind rootfs {}", rootfs.display())))?;
     let mounts = spec.mounts().clone().unwrap_or_default();
+    // Opened once the rootfs is its own mount: every destination is made
+    // and opened through it, never walked by path again.
+    let root = fs::File::open(rootfs).map_err(step(format!("open rootfs {}", rootfs.display())))?;
     for m in &mounts {
-        mount_one(rootfs, m)?;
+        mount_one(&root, rootfs, m)?;
     }
     let dev_from_host = mounts.iter().any(|m| {
         m.destination() == Path::new("/dev") && mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind()
@@ -163,9 +166,21 @@ pub fn finish(spec: &Spec) -> Result<(), InitError> {
     Ok(())
 }
 
-fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), InitError> {
+/// One of the config's mounts. The destination is created and opened inside
+/// the rootfs through `root` (openat2 RESOLVE_IN_ROOT, mkdirat in parents
+/// opened so), and the mount made onto that fd's /proc/self/fd link: a directory
+/// swapped for a symlink between the check and the mount (a volume another
+/// container writes to; the CVE-2021-30465 class) can only ever lead back
+/// inside the rootfs.
+fn mount_one(root: &fs::File, rootfs: &Path, m: &Mount) -> Result<(), InitError> {
+    use std::os::fd::AsFd;
     let dest = resolve_in_root(rootfs, m.destination())?;
     let shown = m.destination().display();
+    // What the destination resolved to (no symlink left in it, unless one
+    // was swapped in since), made and opened through the rootfs's fd.
+    let rel = Path::new("/").join(dest.strip_prefix(rootfs).unwrap_or(&dest));
+    let root = root.as_fd();
+    let in_root = |e: std::io::Error| InitError::Msg(format!("mount {shown}: {e}"));
     let typ = m.typ().as_deref().unwrap_or("none");
     let opts = mountopts::parse(m.options().as_deref().unwrap_or_default());
     if typ == "proc" || typ == "sysfs" {
@@ -179,34 +194,44 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<(), InitError> {
         let source =
             m.source().as_ref().ok_or_else(|| InitError::Msg(format!("mount {shown}: bind mount without a source")))?;
         let md = fs::metadata(source).map_err(step(format!("mount {shown}: source {}", source.display())))?;
-        if md.is_dir() {
-            fs::create_dir_all(&dest).map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
+        let target = if md.is_dir() {
+            sys::mkdir_all_in_root(root, &rel).map_err(in_root)?
         } else {
-            if let Some(parent) = dest.parent() {
-                fs::create_dir_all(parent).map_err(step(format!("mount {shown}: mkdir {}", parent.display())))?;
+            let parent = sys::mkdir_all_in_root(root, rel.parent().unwrap_or(Path::new("/"))).map_err(in_root)?;
+            if let Some(name) = rel.file_name() {
+                sys::create_file_at(parent.as_fd(), name).map_err(in_root)?;
             }
-            if fs::symlink_metadata(&dest).is_err() {
-                fs::File::create(&dest).map_err(step(format!("mount {shown}: create {}", dest.display())))?;
-            }
-        }
+            sys::open_in_root(root, &rel, false).map_err(in_root)?
+        };
         let src = source.to_string_lossy();
-        sys::mount(Some(&src), &dest, None, opts.flags & (MS_BIND | MS_REC), None)
+        sys::mount(Some(&src), &fd_link(&target), None, opts.flags & (MS_BIND | MS_REC), None)
             .map_err(step(format!("bind {src} on {shown}")))?;
         let extra = opts.flags & !(MS_BIND | MS_REC | MS_REMOUNT);
         if extra != 0 {
-            sys::mount(None, &dest, None, MS_REMOUNT | MS_BIND | extra, None)
+            // The fd names what lies under the new mount: open it again.
+            let target = sys::open_in_root(root, &rel, false).map_err(in_root)?;
+            sys::mount(None, &fd_link(&target), None, MS_REMOUNT | MS_BIND | extra, None)
                 .map_err(step(format!("remount {shown} with {:?}", m.options().as_deref().unwrap_or_default())))?;
         }
     } else {
-        fs::create_dir_all(&dest).map_err(step(format!("mount {shown}: mkdir {}", dest.display())))?;
+        let target = sys::mkdir_all_in_root(root, &rel).map_err(in_root)?;
         let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.to_string());
-        sys::mount(Some(&source), &dest, Some(typ), opts.flags, opts.data_string().as_deref())
+        sys::mount(Some(&source), &fd_link(&target), Some(typ), opts.flags, opts.data_string().as_deref())
             .map_err(step(format!("mount {typ} on {shown}")))?;
     }
     if opts.propagation != 0 {
-        sys::mount(None, &dest, None, opts.propagation, None).map_err(step(format!("set propagation of {shown}")))?;
+        let target = sys::open_in_root(root, &rel, false).map_err(in_root)?;
+        sys::mount(None, &fd_link(&target), None, opts.propagation, None)
+            .map_err(step(format!("set propagation of {shown}")))?;
     }
     Ok(())
+}
+
+/// The /proc/self/fd link of an opened destination: mount(2) follows it to
+/// exactly that inode, wherever its path may point by now.
+fn fd_link(fd: &impl std::os::fd::AsFd) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
 /// /proc and /sys only go onto real directories of the rootfs (runc's rule
