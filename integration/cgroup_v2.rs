@@ -32,7 +32,8 @@ fn read_disk(id: &str, runtime: &str, allow: bool) -> String {
     let dev = host_disk();
     let (major, minor) = dev.split_once(':').expect("major:minor");
     let probe =
-        format!("mknod /tmp/disk b {major} {minor} && head -c 512 /tmp/disk >/dev/null && echo READ || echo DENIED");
+        // The pause: ctr 1.6 can exit before it copied a quick process's output.
+        format!("mknod /tmp/disk b {major} {minor} && head -c 512 /tmp/disk >/dev/null && echo READ || echo DENIED; sleep 0.3");
     let mut s = spec(id, &rootfs(id), &["sh", "-c", &probe]);
     if allow {
         let rule = json!({"allow": true, "type": "b", "major": major.parse::<i64>().expect("major"),

@@ -1,6 +1,6 @@
 //! Hooks add no hidden processes. strace follows the shim through Create,
 //! Start, Wait and Delete and records every exec: without hooks exactly one
-//! process execs (the container's init: the sealed shim copy, then the user
+//! process execs (the container's init: the shim's binary through its read-only view, then the user
 //! program); with hooks, one more per hook and nothing else. The time side of
 //! "no hidden cost" is figure 7 of scripts/bench.sh.
 

@@ -4,8 +4,11 @@
 
 use crate::harness::*;
 
+/// Ends with a pause: ctr 1.6 can exit before it copied all the output of a
+/// process that ended at once.
 const PROBE: &str = "for d in /dev/* /dev/*/*; do [ -e \"$d\" ] || [ -L \"$d\" ] || continue; \
-                     stat -c '%n %F %t:%T %a %u:%g' \"$d\"; done; readlink /dev/ptmx; grep Cap /proc/self/status";
+                     stat -c '%n %F %t:%T %a %u:%g' \"$d\"; done; readlink /dev/ptmx; grep Cap /proc/self/status; \
+                     sleep 0.3";
 
 #[test]
 fn ctr_run_privileged_sees_the_same_devices_as_under_runc() {

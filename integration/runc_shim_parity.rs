@@ -28,7 +28,10 @@ fn oom_score_adj_follows_containerd_plus_one_as_with_the_runc_shim() {
     remove(id);
     assert_no_leftovers(id);
 
-    let probe = ["cat", "/proc/self/oom_score_adj"];
+    // The pause after the output: ctr 1.6 can exit before it copied the
+    // output of a process that ended at once (seen with the runc shim in
+    // CI: an empty stdout and status 0).
+    let probe = ["sh", "-c", "cat /proc/self/oom_score_adj; sleep 0.3"];
     let ours = run_image("parity-oom-run", &[], &probe);
     let theirs = ctr(&[
         &["run", "--rm", "--runtime", "io.containerd.runc.v2", &image(), "parity-oom-runc"],
