@@ -10,10 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use super::{cpath, cvt};
 
 pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
-    let (a, b) = (cpath(new_root)?, cpath(put_old)?);
-    // SAFETY: two valid C strings.
-    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, a.as_ptr(), b.as_ptr()) })?;
-    Ok(())
+    Ok(nix::unistd::pivot_root(new_root, put_old)?)
 }
 
 pub fn mount(
@@ -23,24 +20,12 @@ pub fn mount(
     flags: u64,
     data: Option<&str>,
 ) -> io::Result<()> {
-    let src = source.map(CString::new).transpose().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let fst = fstype.map(CString::new).transpose().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let dat = data.map(CString::new).transpose().map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let tgt = cpath(target)?;
-    let p = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
-    // SAFETY: all pointers are valid C strings or null, as mount(2) allows.
-    cvt(
-        unsafe { libc::mount(p(&src), tgt.as_ptr(), p(&fst), flags as libc::c_ulong, p(&dat) as *const libc::c_void) }
-            as libc::c_long,
-    )?;
-    Ok(())
+    let flags = nix::mount::MsFlags::from_bits_retain(flags as libc::c_ulong);
+    Ok(nix::mount::mount(source, target, fstype, flags, data)?)
 }
 
 pub fn umount_detach(target: &Path) -> io::Result<()> {
-    let t = cpath(target)?;
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)?)
 }
 
 pub fn setns(fd: RawFd, nstype: i32) -> io::Result<()> {
@@ -50,15 +35,11 @@ pub fn setns(fd: RawFd, nstype: i32) -> io::Result<()> {
 }
 
 pub fn unshare(flags: i32) -> io::Result<()> {
-    // SAFETY: integer flags.
-    cvt(unsafe { libc::unshare(flags) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(flags))?)
 }
 
 pub fn sethostname(name: &str) -> io::Result<()> {
-    // SAFETY: pointer and length of a live str.
-    cvt(unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::unistd::sethostname(name)?)
 }
 
 pub fn setdomainname(name: &str) -> io::Result<()> {
@@ -68,11 +49,9 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
 }
 
 pub fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u64, minor: u64) -> io::Result<()> {
-    let p = cpath(path)?;
-    let dev = libc::makedev(major as u32, minor as u32);
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::mknod(p.as_ptr(), kind | perm as libc::mode_t, dev) } as libc::c_long)?;
-    Ok(())
+    use nix::sys::stat::{makedev, Mode, SFlag};
+    let mode = Mode::from_bits_retain(perm as libc::mode_t);
+    Ok(nix::sys::stat::mknod(path, SFlag::from_bits_retain(kind), mode, makedev(major, minor))?)
 }
 
 /// The MS_* flags a mount currently has that a bind remount must keep.
