@@ -44,17 +44,12 @@ fn view_or_copy(binary: &Path, root: &Path) -> io::Result<OwnedFd> {
 /// not speak our handshake). Overlayfs keeps a lower file's inode number.
 fn same_binary(fd: &OwnedFd) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(fd_path(fd)), std::fs::metadata("/proc/self/exe")) {
+    match (std::fs::metadata(sys::fd_link(fd)), std::fs::metadata("/proc/self/exe")) {
         (Ok(v), Ok(o)) => {
             (v.ino(), v.size(), v.mtime(), v.mtime_nsec()) == (o.ino(), o.size(), o.mtime(), o.mtime_nsec())
         }
         _ => false,
     }
-}
-
-fn fd_path(fd: &OwnedFd) -> std::path::PathBuf {
-    use std::os::fd::AsRawFd;
-    Path::new("/proc/self/fd").join(fd.as_raw_fd().to_string())
 }
 
 fn fallback(why: &str) -> io::Result<OwnedFd> {
@@ -72,7 +67,7 @@ mod tests {
     fn the_view_is_our_binary_and_cannot_be_written() {
         let root = crate::scratch_dir("exe-view");
         let fd = acquire(&root).expect("view");
-        let path = fd_path(&fd);
+        let path = sys::fd_link(&fd);
         let (ours, view) = (std::fs::metadata("/proc/self/exe").expect("exe"), std::fs::metadata(&path).expect("view"));
         assert_eq!((view.size(), view.ino()), (ours.size(), ours.ino()), "not our binary");
         let target = std::fs::read_link(&path).expect("link");
@@ -91,7 +86,7 @@ mod tests {
         let odd = root.join("a:b");
         std::fs::create_dir_all(&odd).expect("dir");
         let fd = view_or_copy(&odd.join("bin"), &root).expect("copy");
-        let path = fd_path(&fd);
+        let path = sys::fd_link(&fd);
         let target = std::fs::read_link(&path).expect("link");
         assert!(target.to_string_lossy().starts_with("/memfd:myshim-init"), "{target:?}");
         let ours = std::fs::metadata("/proc/self/exe").expect("exe");

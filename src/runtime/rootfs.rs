@@ -204,34 +204,27 @@ fn mount_one(root: &fs::File, rootfs: &Path, m: &Mount) -> Result<(), InitError>
             sys::open_in_root(root, &rel, false).map_err(in_root)?
         };
         let src = source.to_string_lossy();
-        sys::mount(Some(&src), &fd_link(&target), None, opts.flags & (MS_BIND | MS_REC), None)
+        sys::mount(Some(&src), &sys::fd_link(&target), None, opts.flags & (MS_BIND | MS_REC), None)
             .map_err(step(format!("bind {src} on {shown}")))?;
         let extra = opts.flags & !(MS_BIND | MS_REC | MS_REMOUNT);
         if extra != 0 {
             // The fd names what lies under the new mount: open it again.
             let target = sys::open_in_root(root, &rel, false).map_err(in_root)?;
-            sys::mount(None, &fd_link(&target), None, MS_REMOUNT | MS_BIND | extra, None)
+            sys::mount(None, &sys::fd_link(&target), None, MS_REMOUNT | MS_BIND | extra, None)
                 .map_err(step(format!("remount {shown} with {:?}", m.options().as_deref().unwrap_or_default())))?;
         }
     } else {
         let target = sys::mkdir_all_in_root(root, &rel).map_err(in_root)?;
         let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.to_string());
-        sys::mount(Some(&source), &fd_link(&target), Some(typ), opts.flags, opts.data_string().as_deref())
+        sys::mount(Some(&source), &sys::fd_link(&target), Some(typ), opts.flags, opts.data_string().as_deref())
             .map_err(step(format!("mount {typ} on {shown}")))?;
     }
     if opts.propagation != 0 {
         let target = sys::open_in_root(root, &rel, false).map_err(in_root)?;
-        sys::mount(None, &fd_link(&target), None, opts.propagation, None)
+        sys::mount(None, &sys::fd_link(&target), None, opts.propagation, None)
             .map_err(step(format!("set propagation of {shown}")))?;
     }
     Ok(())
-}
-
-/// The /proc/self/fd link of an opened destination: mount(2) follows it to
-/// exactly that inode, wherever its path may point by now.
-fn fd_link(fd: &impl std::os::fd::AsFd) -> PathBuf {
-    use std::os::fd::AsRawFd;
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
 }
 
 /// /proc and /sys only go onto real directories of the rootfs (runc's rule

@@ -181,3 +181,9 @@ pub fn write_nonblocking(fd: RawFd, bytes: &[u8]) {
         }
     }
 }
+
+/// The /proc/self/fd link of `fd`: what opens or mounts through it reaches
+/// exactly that inode, wherever its path may point by now.
+pub fn fd_link(fd: &impl std::os::fd::AsFd) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()))
+}
