@@ -82,3 +82,49 @@ fn ten_megabytes_printed_before_the_exit_all_arrive() {
     assert!(all_x);
     assert_no_leftovers(id);
 }
+
+/// A process that outlives its exec and keeps the exec's stdout and stderr
+/// (`sleep 30 &`) holds up neither the exit nor Delete: the exit is
+/// reported, Delete closes the relays, and containerd's reader sees EOF
+/// then, as with the runc shim (which closes its pipes at the exec's
+/// Delete), while the container runs on. The `file://` stderr, whose copy
+/// runs on a thread, does not hold Delete either.
+#[test]
+fn an_exec_whose_child_keeps_its_output_is_deleted_and_its_reader_ends() {
+    use containerd_shim_protos::api::StartRequest;
+    let id = "out-lingering";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let fifo = b.join("exec-stdout");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let log = b.join("exec-stderr.log");
+    let path = fifo.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let r = std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut got));
+        let _ = tx.send(r.map(|_| got));
+    });
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let mut req = exec_request(id, "e1", &["sh", "-c", "sleep 30 & echo now; echo err >&2"]);
+        req.stdout = fifo.to_string_lossy().into();
+        req.stderr = format!("file://{}", log.display());
+        c.exec(ctx(), &req).await.expect("Exec");
+        c.start(ctx(), &StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() })
+            .await
+            .expect("Start");
+        let w = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &w).await.expect("Wait for the exec").exit_status, 0);
+        let begun = std::time::Instant::now();
+        let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        c.delete(ctx(), &del).await.expect("Delete the exec");
+        assert!(begun.elapsed() < std::time::Duration::from_secs(3), "Delete took {:?}", begun.elapsed());
+        let got = rx.recv_timeout(std::time::Duration::from_secs(3)).expect("EOF at the exec's Delete");
+        assert_eq!(got.expect("read"), b"now\n");
+        assert_eq!(std::fs::read_to_string(&log).expect("stderr log"), "err\n");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}

@@ -60,3 +60,40 @@ fn a_missing_logging_binary_fails_create_clearly() {
     assert!(e.contains("logging binary /no/such/logger: No such file"), "{e}");
     assert_no_leftovers(id);
 }
+
+/// Guard (issue 22, host files in the container): the container's stdio
+/// are pipes the shim relays, never containerd's fifos or the host's log
+/// file. Before, container root could chmod, truncate or reopen those host
+/// inodes through /proc/self/fd: here it tries, and the log file keeps its
+/// mode and its first line.
+#[test]
+fn the_container_holds_pipes_never_a_host_fifo_or_file() {
+    let id = "uri-pipes";
+    let log = work_dir().join("uri-pipes/out.log");
+    let _ = std::fs::remove_dir_all(work_dir().join("uri-pipes"));
+    let uri = format!("file://{}", log.display());
+    let attack = "echo early; chmod 666 /proc/self/fd/1 /proc/self/fd/2; : > /proc/self/fd/1; \
+                  for n in 1 2; do readlink /proc/self/fd/$n; done";
+    let out = run_image(id, &["--log-uri", &uri], &["sh", "-c", attack]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = std::fs::read_to_string(&log).expect("log file");
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.first(), Some(&"early"), "the host file was truncated from inside: {got}");
+    assert!(lines.len() == 3 && lines[1..].iter().all(|l| l.starts_with("pipe:[")), "{got}");
+    assert_eq!(std::fs::metadata(&log).expect("stat").permissions().mode() & 0o777, 0o600);
+
+    // containerd's fifos, for the init and for an exec.
+    let probe = "for n in 0 1 2; do readlink /proc/self/fd/$n; done; sleep 0.3";
+    let out = run_image(id, &[], &["sh", "-c", probe]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = text(&out.stdout);
+    assert!(got.lines().count() == 3 && got.lines().all(|l| l.starts_with("pipe:[")), "init: {got}");
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sleep", "1000"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    wait_status(id, "RUNNING");
+    let out = ctr(&["task", "exec", "--exec-id", "e1", id, "sh", "-c", probe]);
+    remove(id);
+    let got = text(&out.stdout);
+    assert!(got.lines().count() == 3 && got.lines().all(|l| l.starts_with("pipe:[")), "exec: {got}");
+    assert_no_leftovers(id);
+}

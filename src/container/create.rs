@@ -282,7 +282,7 @@ impl Shim {
         // A terminal's input goes through the console instead.
         let stdin = if terminal { None } else { stdio.take_stdin_feed() };
         let out = Outputs { logger: undo.logger.take(), console, stdin };
-        let init = Process::new(spawned, phase, io, stdio.into_keepers(), out, false);
+        let init = Process::new(spawned, phase, io, stdio.into_relays(), out, false);
         let oom = match cgroup.oom_source() {
             Ok(Some(source)) => super::oom::Oom::start(source, self.events.clone(), id)
                 .map_err(|e| log::warn!("create {id}: watch oom: {e}"))

@@ -103,7 +103,7 @@ impl Shim {
             None
         };
         let stdin = if process_terminal { None } else { stdio.take_stdin_feed() };
-        let p = Process::new(spawned, phase, req.io, stdio.into_keepers(), Outputs { logger, console, stdin }, true);
+        let p = Process::new(spawned, phase, req.io, stdio.into_relays(), Outputs { logger, console, stdin }, true);
         self.publish_exit_on(&p, exited, (id, eid), None, None);
         if let Ok(mut m) = c.execs.lock() {
             m.insert(eid.to_string(), p);

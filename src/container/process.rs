@@ -12,7 +12,7 @@ use super::lifecycle::{Exit, Illegal, Lifecycle, Status};
 use crate::console::Console;
 use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
 use crate::runtime::Spawned;
-use crate::stdio::{Keepers, StdinFeed};
+use crate::stdio::{Relays, StdinFeed};
 use crate::sys;
 
 /// How long Delete waits for containerd to read a process's last output.
@@ -36,7 +36,8 @@ pub struct Process {
     /// exit of its own (see `watch_exit`).
     is_exec: bool,
     pub io: IoPaths,
-    keepers: Mutex<Keepers>,
+    /// The copies of its output to containerd's fifos (or log file).
+    relays: Mutex<Relays>,
     /// A `binary://` logging binary: the exit is reported once it drained.
     logger: Mutex<Option<Logger>>,
     /// A terminal's copy loops (`process.terminal`).
@@ -127,7 +128,7 @@ impl Process {
         spawned: Spawned,
         phase: Phase,
         io: IoPaths,
-        keepers: Keepers,
+        relays: Relays,
         out: Outputs,
         is_exec: bool,
     ) -> Arc<Process> {
@@ -136,7 +137,7 @@ impl Process {
             pidfd: spawned.pidfd,
             is_exec,
             io,
-            keepers: Mutex::new(keepers),
+            relays: Mutex::new(relays),
             logger: Mutex::new(out.logger),
             console: Mutex::new(out.console),
             _stdin_reader: out.stdin.as_ref().and_then(|f| f.fifo.try_clone().ok()),
@@ -273,40 +274,43 @@ impl Process {
 
     /// Waits until containerd's readers have taken the process's last output
     /// (clients such as ctr close their fifo readers once Delete returns),
-    /// then lets go of the fifos so those readers see EOF. A reader that
-    /// makes no progress for DRAIN_STALL is taken to be gone.
+    /// then closes the relays so those readers see EOF. A reader that makes
+    /// no progress for DRAIN_STALL is taken to be gone.
     async fn drain_output(&self) {
-        self.output_read(DRAIN_LIMIT).await;
-        let left = self.keepers.lock().map_or(0, |k| k.unread());
+        self.output_read(DRAIN_LIMIT, false).await;
+        let left = self.relays.lock().map_or(0, |r| r.unread());
         if left > 0 {
             log::warn!("pid {}: {left} bytes of output unread by containerd; letting go of the fifos", self.pid);
         }
-        if let Ok(mut k) = self.keepers.lock() {
-            k.release();
-        }
+        self.close_relays().await;
     }
 
-    /// At exit: lets go of the fifos once the readers have taken the output,
-    /// so they see EOF before the client hears of the exit (ctr 1.6 exits
-    /// right after Delete and drops what its copier read but had not yet
-    /// written). Output nobody is reading (containerd restarting) stays
-    /// held until Delete.
+    /// At exit: closes the relays once their pipes have ended and the
+    /// readers have taken the output, so they see EOF before the client
+    /// hears of the exit (ctr 1.6 exits right after Delete and drops what
+    /// its copier read but had not yet written). Output nobody is reading
+    /// (containerd restarting), or a pipe still held by a process that
+    /// outlived an exec, stays relayed until Delete.
     async fn release_read_output(&self) {
-        if self.output_read(DRAIN_STALL).await {
-            if let Ok(mut k) = self.keepers.lock() {
-                k.release();
-            }
+        if self.output_read(DRAIN_STALL, true).await {
+            self.close_relays().await;
         }
     }
 
-    /// Whether the fifos' unread output reached zero within `limit`, the
-    /// readers never pausing longer than DRAIN_STALL.
-    async fn output_read(&self, limit: Duration) -> bool {
-        let unread = || self.keepers.lock().map_or(0, |k| k.unread());
+    async fn close_relays(&self) {
+        let relays = self.relays.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+        relays.close().await;
+    }
+
+    /// Whether the output not yet read reached zero (and, with `ended`,
+    /// every pipe ended) within `limit`, the readers never pausing longer
+    /// than DRAIN_STALL.
+    async fn output_read(&self, limit: Duration, ended: bool) -> bool {
+        let left = || self.relays.lock().map_or((0, true), |r| (r.unread(), r.ended()));
         let (start, mut last, mut progress) = (Instant::now(), usize::MAX, Instant::now());
         loop {
-            let n = unread();
-            if n == 0 {
+            let (n, done) = left();
+            if n == 0 && (done || !ended) {
                 return true;
             }
             if start.elapsed() > limit {

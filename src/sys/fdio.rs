@@ -118,6 +118,15 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Moves what one pipe holds into another without copying it through
+/// userspace; EAGAIN when the source is empty or the target full, 0 once
+/// the source has ended.
+pub fn splice_some(from: &OwnedFd, to: &OwnedFd) -> io::Result<usize> {
+    use nix::fcntl::{splice, SpliceFFlags};
+    let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
+    Ok(splice(from, None, to, None, 1 << 20, flags)?)
+}
+
 /// Spawns `cmd` with `fds` as its fds 3, 4, 5 ... (the logging binary's
 /// stdout, stderr and ready pipes). Each source must be above the targets.
 pub fn spawn_with_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) -> io::Result<std::process::Child> {
