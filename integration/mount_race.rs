@@ -18,7 +18,8 @@ use crate::harness::*;
 const CREATES: usize = 400;
 
 /// Guard: `sys::open_in_root` / `mkdir_all_in_root` and the mount onto
-/// /proc/self/fd/N in `rootfs::mount_one`. A createContainer hook, which
+/// /proc/self/fd/N in `rootfs::mount_one`; mknodat in a directory opened so
+/// for the config's devices (`devices::create`). A createContainer hook, which
 /// runs in the container's mount namespace before pivot_root (while the
 /// host's tree is still there to see), fails the Create if the host
 /// directory the symlink names was mounted over; every other Create either
@@ -30,6 +31,7 @@ fn a_destination_swapped_for_a_symlink_never_mounts_over_the_host() {
     let src = work_dir().join("mount-race-src");
     let victim = work_dir().join("mount-race-victim");
     for d in [&src, &victim] {
+        let _ = std::fs::remove_dir_all(d);
         std::fs::create_dir_all(d).expect("dir");
     }
     let hook = work_dir().join("mount-race-hook");
@@ -46,6 +48,12 @@ fn a_destination_swapped_for_a_symlink_never_mounts_over_the_host() {
     let mut s = spec(id, &root, &["sleep", "1000"]);
     s["mounts"].as_array_mut().expect("mounts").push(json!({
         "destination": "/data", "type": "bind", "source": src, "options": ["rbind", "rw"]
+    }));
+    // A device under the volume too: its node is made by name in a
+    // directory opened inside the rootfs (`devices::InRoot`), never by path.
+    let devices = s["linux"].as_object_mut().expect("linux").entry("devices").or_insert(json!([]));
+    devices.as_array_mut().expect("devices").push(json!({
+        "path": "/data/racedev", "type": "c", "major": 1, "minor": 3, "fileMode": 438, "uid": 0, "gid": 0
     }));
     s["hooks"] = json!({"createContainer": [{"path": hook}]});
     let b = bundle(&format!("bundle-{id}"));

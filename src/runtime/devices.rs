@@ -1,9 +1,15 @@
 //! /dev contents and the cgroup filesystem view inside the container.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::symlink;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{fstatat, makedev, mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT};
 
@@ -16,28 +22,99 @@ use crate::sys;
 const DEFAULT_NODES: &[(&str, u64, u64)] =
     &[("null", 1, 3), ("random", 1, 8), ("full", 1, 7), ("tty", 5, 0), ("zero", 1, 5), ("urandom", 1, 9)];
 
+/// A directory of the rootfs, opened inside it (`sys::open_in_root`): the
+/// nodes and links below are made by name in it (mknodat, symlinkat,
+/// unlinkat, fchownat), so a component swapped for a symlink meanwhile (a
+/// volume another container writes to) never leads them onto the host.
+struct InRoot<'a> {
+    root: BorrowedFd<'a>,
+    /// Its path inside the rootfs, symlinks resolved (`resolve_in_root`).
+    rel: PathBuf,
+    fd: OwnedFd,
+}
+
+impl<'a> InRoot<'a> {
+    /// The directory `path` of the rootfs, made (0755, as runc) if missing.
+    fn dir(root: BorrowedFd<'a>, rootfs: &Path, path: &Path) -> Result<InRoot<'a>, InitError> {
+        let resolved = super::rootfs::resolve_in_root(rootfs, path)?;
+        let rel = Path::new("/").join(resolved.strip_prefix(rootfs).unwrap_or(&resolved));
+        let fd = sys::mkdir_all_in_root(root, &rel).map_err(step(format!("mkdir {}", path.display())))?;
+        Ok(InRoot { root, rel, fd })
+    }
+
+    /// The directory holding `path` and the name in it.
+    fn parent_of(root: BorrowedFd<'a>, rootfs: &Path, path: &Path) -> Result<(InRoot<'a>, OsString), InitError> {
+        let name = path.file_name().ok_or_else(|| InitError::Msg(format!("{}: not a file name", path.display())))?;
+        let dir = InRoot::dir(root, rootfs, path.parent().unwrap_or(Path::new("/")))?;
+        Ok((dir, name.to_os_string()))
+    }
+
+    /// `name` removed if the image shipped something there (but a directory).
+    fn clear(&self, name: &OsStr) -> Result<(), InitError> {
+        let fd = Some(self.fd.as_raw_fd());
+        let shown = || format!("replace {}", self.rel.join(name).display());
+        match fstatat(fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(()),
+            Ok(_) => unlinkat(fd, name, UnlinkatFlags::NoRemoveDir).map_err(io::Error::from).map_err(step(shown())),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn link(&self, target: &str, name: &str) -> Result<(), InitError> {
+        match symlinkat(target, Some(self.fd.as_raw_fd()), name) {
+            Err(nix::errno::Errno::EEXIST) => Ok(()),
+            r => r
+                .map_err(io::Error::from)
+                .map_err(step(format!("symlink {} -> {target}", self.rel.join(name).display()))),
+        }
+    }
+
+    fn exists(&self, rel: &str) -> bool {
+        sys::open_in_root(self.root, &self.rel.join(rel), false).is_ok()
+    }
+}
+
 /// The nodes every container gets; the config's devices come after them.
-pub fn create_default(rootfs: &Path, in_userns: bool) -> Result<(), InitError> {
-    // Resolved inside the rootfs: an image whose /dev is a symlink to a host
+pub fn create_default(root: BorrowedFd, rootfs: &Path, in_userns: bool) -> Result<(), InitError> {
+    // Inside the rootfs: an image whose /dev is a symlink to a host
     // directory must not get nodes made (or files replaced) on the host.
-    let dev = super::rootfs::resolve_in_root(rootfs, Path::new("/dev"))?;
-    fs::create_dir_all(&dev).map_err(step("mkdir /dev"))?;
+    let dev = InRoot::dir(root, rootfs, Path::new("/dev"))?;
     for (name, major, minor) in DEFAULT_NODES {
+        let name = OsStr::new(name);
         if in_userns {
-            bind_node(&dev.join(name), &Path::new("/dev").join(name))?;
+            bind_node(&dev, name, &Path::new("/dev").join(name))?;
         } else {
-            make_node(&dev.join(name), libc::S_IFCHR, 0o666, *major, *minor, Some(0), Some(0))?;
+            make_node(&dev, name, libc::S_IFCHR, 0o666, (*major, *minor), (0, 0))?;
         }
     }
     Ok(())
+}
+
+/// One of the config's devices at `path`: the node, or in a user namespace
+/// (where mknod is refused) the host's node bind-mounted, as runc does.
+pub fn create(root: BorrowedFd, rootfs: &Path, d: &LinuxDevice, in_userns: bool) -> Result<(), InitError> {
+    let kind = match d.typ() {
+        LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+        LinuxDeviceType::B => libc::S_IFBLK,
+        LinuxDeviceType::P => libc::S_IFIFO,
+        LinuxDeviceType::A => {
+            return Err(InitError::Msg(format!("linux.devices: {}: type a is not a node", d.path().display())))
+        }
+    };
+    let (dir, name) = InRoot::parent_of(root, rootfs, d.path())?;
+    if in_userns {
+        return bind_node(&dir, &name, d.path());
+    }
+    let ids = (d.uid().unwrap_or(0), d.gid().unwrap_or(0));
+    make_node(&dir, &name, kind, d.file_mode().unwrap_or(0o666), (d.major() as u64, d.minor() as u64), ids)
 }
 
 /// The links of /dev, made after the config's devices, in runc's order:
 /// /dev/ptmx becomes the link to the container's devpts even where the
 /// config lists the host's /dev/ptmx node (a privileged container's device
 /// list does); the other links only where no device took the name.
-pub fn create_links(rootfs: &Path) -> Result<(), InitError> {
-    let dev = super::rootfs::resolve_in_root(rootfs, Path::new("/dev"))?;
+pub fn create_links(root: BorrowedFd, rootfs: &Path) -> Result<(), InitError> {
+    let dev = InRoot::dir(root, rootfs, Path::new("/dev"))?;
     let links: &[(&str, &str)] = &[
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -45,69 +122,52 @@ pub fn create_links(rootfs: &Path) -> Result<(), InitError> {
         ("/proc/self/fd/2", "stderr"),
     ];
     for (target, name) in links {
-        link(target, &dev.join(name))?;
+        dev.link(target, name)?;
     }
     if Path::new("/proc/kcore").exists() {
-        link("/proc/kcore", &dev.join("core"))?;
+        dev.link("/proc/kcore", "core")?;
     }
-    if dev.join("pts/ptmx").exists() {
-        let ptmx = dev.join("ptmx");
+    if dev.exists("pts/ptmx") {
         // Never through a link: what is replaced is /dev/ptmx itself.
-        if fs::symlink_metadata(&ptmx).is_ok_and(|m| !m.is_dir()) {
-            fs::remove_file(&ptmx).map_err(step(format!("replace {}", ptmx.display())))?;
-        }
-        link("pts/ptmx", &ptmx)?;
+        dev.clear(OsStr::new("ptmx"))?;
+        dev.link("pts/ptmx", "ptmx")?;
     }
     Ok(())
 }
 
-fn link(target: &str, at: &Path) -> Result<(), InitError> {
-    match symlink(target, at) {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        r => r.map_err(step(format!("symlink {} -> {target}", at.display()))),
-    }
-}
-
-pub fn make_node(
-    path: &Path,
+fn make_node(
+    dir: &InRoot,
+    name: &OsStr,
     kind: libc::mode_t,
     mode: u32,
-    major: u64,
-    minor: u64,
-    uid: Option<u32>,
-    gid: Option<u32>,
+    (major, minor): (u64, u64),
+    (uid, gid): (u32, u32),
 ) -> Result<(), InitError> {
-    let shown = path.display();
-    if let Some(parent) = path.parent() {
-        mkdir_755(parent)?;
-    }
+    let shown = dir.rel.join(name);
+    let shown = shown.display();
+    let fd = Some(dir.fd.as_raw_fd());
     // A node shipped in the image may be anything; replace it with the real one.
-    if fs::symlink_metadata(path).is_ok() {
-        fs::remove_file(path).map_err(step(format!("replace {shown}")))?;
-    }
-    sys::mknod(path, kind, mode & 0o7777, major, minor).map_err(step(format!("mknod {shown}")))?;
-    sys::chown(path, uid.unwrap_or(0), gid.unwrap_or(0)).map_err(step(format!("chown {shown}")))
+    dir.clear(name)?;
+    let perm = Mode::from_bits_retain((mode & 0o7777) as libc::mode_t);
+    mknodat(fd, name, SFlag::from_bits_retain(kind), perm, makedev(major, minor))
+        .map_err(io::Error::from)
+        .map_err(step(format!("mknod {shown}")))?;
+    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    fchownat(fd, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(io::Error::from)
+        .map_err(step(format!("chown {shown}")))
 }
 
-/// A device's missing parents, 0755 as runc makes them (the init's umask is 0).
-fn mkdir_755(dir: &Path) -> Result<(), InitError> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir).map_err(step(format!("mkdir {}", dir.display())))
-}
-
-/// The host's device `host` bind-mounted at `path` (an empty file made for
-/// it): what a user namespace gets instead of mknod.
-pub fn bind_node(path: &Path, host: &Path) -> Result<(), InitError> {
-    let shown = path.display();
-    if let Some(parent) = path.parent() {
-        mkdir_755(parent)?;
-    }
-    if fs::symlink_metadata(path).is_ok() {
-        fs::remove_file(path).map_err(step(format!("replace {shown}")))?;
-    }
-    fs::File::create(path).map_err(step(format!("create {shown}")))?;
+/// The host's device `host` bind-mounted at `name` in `dir` (an empty file
+/// made for it): what a user namespace gets instead of mknod.
+fn bind_node(dir: &InRoot, name: &OsStr, host: &Path) -> Result<(), InitError> {
+    let rel = dir.rel.join(name);
+    dir.clear(name)?;
+    sys::create_file_at(dir.fd.as_fd(), name).map_err(step(format!("create {}", rel.display())))?;
+    let target = sys::open_in_root(dir.root, &rel, false).map_err(step(format!("open {}", rel.display())))?;
     let src = host.to_string_lossy();
-    sys::mount(Some(&src), path, None, MS_BIND, None).map_err(step(format!("bind {src} on {shown}")))
+    sys::mount(Some(&src), &sys::fd_link(&target), None, MS_BIND, None)
+        .map_err(step(format!("bind {src} on {}", rel.display())))
 }
 
 /// One cgroup v1 hierarchy as the host mounts it.
@@ -117,22 +177,24 @@ struct Hierarchy {
     controllers: String,
 }
 
-/// Mounts the container's own cgroups read-only at `dest`: a tmpfs holding a
-/// bind of the container's directory in each v1 hierarchy (runc's layout), or
-/// of its v2 directory. The container never sees the host's other cgroups.
-pub fn mount_cgroups(dest: &Path, opts: &MountOptions) -> io::Result<()> {
+/// Mounts the container's own cgroups read-only at `rel` in the rootfs: a
+/// tmpfs holding a bind of the container's directory in each v1 hierarchy
+/// (runc's layout), or of its v2 directory. The container never sees the
+/// host's other cgroups. Every target is made and opened inside the rootfs
+/// and mounted through its fd, as `rootfs::mount_one` does.
+pub fn mount_cgroups(root: BorrowedFd, rel: &Path, opts: &MountOptions) -> io::Result<()> {
     let own = fs::read_to_string("/proc/self/cgroup")?;
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-    fs::create_dir_all(dest)?;
     let ro = opts.flags & MS_RDONLY;
     let keep = opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
     let unified =
         parse_hierarchies(&mountinfo, "cgroup2").into_iter().find(|h| h.mount_point == Path::new("/sys/fs/cgroup"));
     if let Some(h) = unified {
         let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap_or("/");
-        return bind(&h.mount_point.join(relative(path, &h.root)), dest, ro | keep);
+        return bind(&h.mount_point.join(relative(path, &h.root)), root, rel, ro | keep);
     }
-    sys::mount(Some("tmpfs"), dest, Some("tmpfs"), keep, Some("mode=755"))?;
+    let target = sys::mkdir_all_in_root(root, rel)?;
+    sys::mount(Some("tmpfs"), &sys::fd_link(&target), Some("tmpfs"), keep, Some("mode=755"))?;
     for h in parse_hierarchies(&mountinfo, "cgroup") {
         let Some(path) = own.lines().find_map(|l| {
             let mut f = l.splitn(3, ':');
@@ -144,12 +206,12 @@ pub fn mount_cgroups(dest: &Path, opts: &MountOptions) -> io::Result<()> {
         let Some(name) = h.mount_point.file_name() else {
             continue;
         };
-        let at = dest.join(name);
-        fs::create_dir_all(&at)?;
-        bind(&h.mount_point.join(relative(path, &h.root)), &at, ro | keep)?;
+        bind(&h.mount_point.join(relative(path, &h.root)), root, &rel.join(name), ro | keep)?;
     }
     if ro != 0 {
-        sys::mount(None, dest, None, MS_REMOUNT | MS_RDONLY | keep, Some("mode=755"))?;
+        // Opened again: the fd above names what lies under the tmpfs.
+        let tmpfs = sys::open_in_root(root, rel, true)?;
+        sys::mount(None, &sys::fd_link(&tmpfs), None, MS_REMOUNT | MS_RDONLY | keep, Some("mode=755"))?;
     }
     Ok(())
 }
@@ -159,10 +221,14 @@ fn relative<'a>(path: &'a str, root: &Path) -> &'a str {
     path.strip_prefix(root).unwrap_or(path).trim_start_matches('/')
 }
 
-fn bind(src: &Path, dest: &Path, flags: u64) -> io::Result<()> {
-    sys::mount(Some(&src.to_string_lossy()), dest, None, MS_BIND | MS_REC, None)?;
+/// `src` bound at `rel` in the rootfs (made if missing), then remounted with
+/// `flags` through a fresh fd on the new mount.
+fn bind(src: &Path, root: BorrowedFd, rel: &Path, flags: u64) -> io::Result<()> {
+    let target = sys::mkdir_all_in_root(root, rel)?;
+    sys::mount(Some(&src.to_string_lossy()), &sys::fd_link(&target), None, MS_BIND | MS_REC, None)?;
     if flags != 0 {
-        sys::mount(None, dest, None, MS_BIND | MS_REMOUNT | flags, None)?;
+        let target = sys::open_in_root(root, rel, true)?;
+        sys::mount(None, &sys::fd_link(&target), None, MS_BIND | MS_REMOUNT | flags, None)?;
     }
     Ok(())
 }

@@ -5,11 +5,11 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Component, Path, PathBuf};
 
 use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE};
-use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
+use oci_spec::runtime::{Mount, Spec};
 
 use super::init::{step, InitError};
 use crate::{mountopts, sys};
@@ -90,37 +90,15 @@ pub fn prepare(
     let dev_from_host = mounts.iter().any(|m| {
         m.destination() == Path::new("/dev") && mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind()
     });
+    let root_fd = root.as_fd();
     if !dev_from_host {
-        super::devices::create_default(rootfs, in_userns)?;
+        super::devices::create_default(root_fd, rootfs, in_userns)?;
     }
-    if let Some(devices) = linux.and_then(|l| l.devices().as_ref()) {
-        for d in devices {
-            let path = resolve_in_root(rootfs, d.path())?;
-            let kind = match d.typ() {
-                LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
-                LinuxDeviceType::B => libc::S_IFBLK,
-                LinuxDeviceType::P => libc::S_IFIFO,
-                LinuxDeviceType::A => {
-                    return Err(InitError::Msg(format!("linux.devices: {}: type a is not a node", d.path().display())))
-                }
-            };
-            if in_userns {
-                super::devices::bind_node(&path, d.path())?;
-                continue;
-            }
-            super::devices::make_node(
-                &path,
-                kind,
-                d.file_mode().unwrap_or(0o666),
-                d.major() as u64,
-                d.minor() as u64,
-                d.uid(),
-                d.gid(),
-            )?;
-        }
+    for d in linux.and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        super::devices::create(root_fd, rootfs, d, in_userns)?;
     }
     if !dev_from_host {
-        super::devices::create_links(rootfs)?;
+        super::devices::create_links(root_fd, rootfs)?;
     }
     before_pivot()?;
     pivot(rootfs)
@@ -149,15 +127,18 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<(), InitError> {
 }
 
 /// After pivot_root (and the sysctls): read-only, then masked paths, then
-/// the root itself read-only.
+/// the root itself read-only. Each path is opened inside the new root
+/// (openat2 RESOLVE_IN_ROOT) and mounted over through that fd, never walked
+/// again by path.
 pub fn finish(spec: &Spec) -> Result<(), InitError> {
     if let Some(l) = spec.linux() {
+        let root = fs::File::open("/").map_err(step("open /"))?;
         // runc's order, so a path in both lists ends up the same way.
         for p in l.readonly_paths().iter().flatten() {
-            readonly(Path::new(p))?;
+            readonly(root.as_fd(), Path::new(p))?;
         }
         for p in l.masked_paths().iter().flatten() {
-            mask(Path::new(p))?;
+            mask(root.as_fd(), Path::new(p))?;
         }
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
@@ -188,7 +169,7 @@ fn mount_one(root: &fs::File, rootfs: &Path, m: &Mount) -> Result<(), InitError>
             .map_err(|why| InitError::Msg(format!("mount {typ} on {shown}: {why}")))?;
     }
     if typ == "cgroup" || typ == "cgroup2" {
-        return super::devices::mount_cgroups(&dest, &opts).map_err(step(format!("mount cgroup on {shown}")));
+        return super::devices::mount_cgroups(root, &rel, &opts).map_err(step(format!("mount cgroup on {shown}")));
     }
     if opts.is_bind() {
         let source =
@@ -257,26 +238,43 @@ fn pivot(rootfs: &Path) -> Result<(), InitError> {
     Ok(())
 }
 
-fn mask(path: &Path) -> Result<(), InitError> {
-    let Ok(md) = fs::metadata(path) else {
+/// `path` opened inside the root; None if missing (nothing to protect:
+/// runc skips it too).
+fn open_existing(root: BorrowedFd, path: &Path) -> Result<Option<fs::File>, InitError> {
+    match sys::open_in_root(root, path, false) {
+        Ok(fd) => Ok(Some(fd.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(InitError::Msg(e.to_string())),
+    }
+}
+
+fn mask(root: BorrowedFd, path: &Path) -> Result<(), InitError> {
+    let Some(target) = open_existing(root, path)? else {
         return Ok(());
     };
-    let r = if md.is_dir() {
-        sys::mount(Some("tmpfs"), path, Some("tmpfs"), MS_RDONLY, None)
+    let at = sys::fd_link(&target);
+    let is_dir = fs::metadata(&at).is_ok_and(|m| m.is_dir());
+    let r = if is_dir {
+        sys::mount(Some("tmpfs"), &at, Some("tmpfs"), MS_RDONLY, None)
     } else {
-        sys::mount(Some("/dev/null"), path, None, MS_BIND, None)
+        sys::mount(Some("/dev/null"), &at, None, MS_BIND, None)
     };
     r.map_err(step(format!("mask {}", path.display())))
 }
 
-fn readonly(path: &Path) -> Result<(), InitError> {
-    // Missing, or a symlink to nothing: nothing to protect (runc skips it too).
-    if fs::metadata(path).is_err() {
+fn readonly(root: BorrowedFd, path: &Path) -> Result<(), InitError> {
+    let Some(target) = open_existing(root, path)? else {
         return Ok(());
-    }
+    };
+    let at = sys::fd_link(&target);
     let s = path.to_string_lossy();
-    sys::mount(Some(&s), path, None, MS_BIND | MS_REC, None).map_err(step(format!("bind {s} read-only")))?;
-    remount_ro(path, true).map_err(step(format!("remount {s} read-only")))
+    let src = at.to_string_lossy();
+    sys::mount(Some(&src), &at, None, MS_BIND | MS_REC, None).map_err(step(format!("bind {s} read-only")))?;
+    // Opened again: the fd above names what lies under the new bind.
+    let Some(target) = open_existing(root, path)? else {
+        return Err(InitError::Msg(format!("{s} went away under its read-only bind")));
+    };
+    remount_ro(&sys::fd_link(&target), true).map_err(step(format!("remount {s} read-only")))
 }
 
 /// Remounts read-only, keeping the flags the mount already has (nosuid,

@@ -48,12 +48,6 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-pub fn mknod(path: &Path, kind: libc::mode_t, perm: u32, major: u64, minor: u64) -> io::Result<()> {
-    use nix::sys::stat::{makedev, Mode, SFlag};
-    let mode = Mode::from_bits_retain(perm as libc::mode_t);
-    Ok(nix::sys::stat::mknod(path, SFlag::from_bits_retain(kind), mode, makedev(major, minor))?)
-}
-
 /// The MS_* flags a mount currently has that a bind remount must keep.
 pub fn mount_flags(path: &Path) -> io::Result<u64> {
     let p = cpath(path)?;
@@ -70,13 +64,6 @@ pub fn mount_flags(path: &Path) -> io::Result<u64> {
         (libc::ST_RELATIME, libc::MS_RELATIME),
     ];
     Ok(map.iter().filter(|(st_flag, _)| st.f_flag & st_flag != 0).fold(0, |acc, (_, ms)| acc | ms))
-}
-
-pub fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let p = cpath(path)?;
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::lchown(p.as_ptr(), uid, gid) } as libc::c_long)?;
-    Ok(())
 }
 
 /// openat2's `struct open_how` (libc's is non-exhaustive).
