@@ -7,23 +7,18 @@ use std::io;
 use super::cvt;
 
 pub fn set_dumpable(on: bool) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::sys::prctl::set_dumpable(on)?)
 }
 
 pub fn set_keep_caps(on: bool) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, on as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::sys::prctl::set_keepcaps(on)?)
 }
 
 pub fn set_no_new_privs() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::sys::prctl::set_no_new_privs()?)
 }
 
+// nix has no wrapper for the capability prctls: these two stay raw.
 pub fn drop_bounding_cap(cap: u32) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
     cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } as libc::c_long)?;
@@ -96,34 +91,54 @@ pub fn sched_setattr(attr: &mut SchedAttr) -> io::Result<()> {
     Ok(())
 }
 
+/// `persona` is the whole personality(2) word: the execution domain in its
+/// low byte (PER_LINUX32) and any flags above it, passed on as they are.
 pub fn set_personality(persona: libc::c_ulong) -> io::Result<()> {
-    // SAFETY: integer argument; returns the previous persona or -1.
-    cvt(unsafe { libc::personality(persona) } as libc::c_long)?;
+    use nix::sys::personality::{self, Persona};
+    personality::set(Persona::from_bits_retain(persona as libc::c_int))?;
     Ok(())
 }
 
+/// `resource` is one of libc's RLIMIT_* numbers; one nix does not know is
+/// EINVAL, as the kernel answers for it.
 pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-    // SAFETY: valid rlimit struct.
-    cvt(unsafe { libc::setrlimit(resource as _, &lim) } as libc::c_long)?;
-    Ok(())
+    use nix::sys::resource::{setrlimit, Resource};
+    let resource = match resource {
+        libc::RLIMIT_CPU => Resource::RLIMIT_CPU,
+        libc::RLIMIT_FSIZE => Resource::RLIMIT_FSIZE,
+        libc::RLIMIT_DATA => Resource::RLIMIT_DATA,
+        libc::RLIMIT_STACK => Resource::RLIMIT_STACK,
+        libc::RLIMIT_CORE => Resource::RLIMIT_CORE,
+        libc::RLIMIT_RSS => Resource::RLIMIT_RSS,
+        libc::RLIMIT_NPROC => Resource::RLIMIT_NPROC,
+        libc::RLIMIT_NOFILE => Resource::RLIMIT_NOFILE,
+        libc::RLIMIT_MEMLOCK => Resource::RLIMIT_MEMLOCK,
+        libc::RLIMIT_AS => Resource::RLIMIT_AS,
+        libc::RLIMIT_LOCKS => Resource::RLIMIT_LOCKS,
+        libc::RLIMIT_SIGPENDING => Resource::RLIMIT_SIGPENDING,
+        libc::RLIMIT_MSGQUEUE => Resource::RLIMIT_MSGQUEUE,
+        libc::RLIMIT_NICE => Resource::RLIMIT_NICE,
+        libc::RLIMIT_RTPRIO => Resource::RLIMIT_RTPRIO,
+        libc::RLIMIT_RTTIME => Resource::RLIMIT_RTTIME,
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    Ok(setrlimit(resource, soft, hard)?)
 }
 
 pub fn set_groups(gids: &[u32]) -> io::Result<()> {
-    // SAFETY: pointer and length of a live slice.
-    cvt(unsafe { libc::setgroups(gids.len(), gids.as_ptr()) } as libc::c_long)?;
-    Ok(())
+    let gids: Vec<nix::unistd::Gid> = gids.iter().map(|&g| nix::unistd::Gid::from_raw(g)).collect();
+    Ok(nix::unistd::setgroups(&gids)?)
 }
 
 pub fn set_ids(uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: integer ids; setresgid before setresuid so we still may.
-    cvt(unsafe { libc::setresgid(gid, gid, gid) } as libc::c_long)?;
-    // SAFETY: as above.
-    cvt(unsafe { libc::setresuid(uid, uid, uid) } as libc::c_long)?;
+    use nix::unistd::{setresgid, setresuid, Gid, Uid};
+    // setresgid before setresuid, so we still may.
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    setresgid(gid, gid, gid)?;
+    setresuid(uid, uid, uid)?;
     Ok(())
 }
 
 pub fn set_umask(mask: u32) {
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(mask as libc::mode_t) };
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_retain(mask as libc::mode_t));
 }

@@ -12,6 +12,8 @@ mod fdio;
 mod memory;
 mod mounts;
 mod process;
+#[cfg(test)]
+mod tests;
 pub use self::creds::*;
 pub use self::exe::*;
 pub use self::fdio::*;

@@ -154,9 +154,7 @@ pub fn exit_code(status: libc::c_int) -> u32 {
 }
 
 pub fn set_child_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)?;
-    Ok(())
+    Ok(nix::sys::prctl::set_child_subreaper(true)?)
 }
 
 /// Closes every fd from `first` up. Only for a process that has just
