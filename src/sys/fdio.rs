@@ -7,7 +7,9 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use std::path::Path;
 
-use super::{cpath, cvt};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+
+use super::cvt;
 
 /// One message with one fd attached (SCM_RIGHTS).
 pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
@@ -24,19 +26,18 @@ pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
 
 /// O_NONBLOCK on (`on`) or off.
 pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: fcntl get/set flags on a caller-provided fd.
-    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as libc::c_int;
-    let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
-    // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } as libc::c_long)?;
+    let mut flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    flags.set(OFlag::O_NONBLOCK, on);
+    fcntl(fd, FcntlArg::F_SETFL(flags))?;
     Ok(())
 }
 
 pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for buf.len() bytes.
-    Ok(cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)? as usize)
+    Ok(nix::unistd::read(fd, buf)?)
 }
 
+/// Raw: nix's write wants an `AsFd`, and the callers hold bare fd numbers
+/// (an `AsyncFd`'s, a terminal master's).
 pub fn write_fd(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
     // SAFETY: bytes is valid for bytes.len() bytes.
     Ok(cvt(unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) } as libc::c_long)? as usize)
@@ -62,7 +63,7 @@ pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
 }
 
-/// TIOCSWINSZ.
+/// TIOCSWINSZ. Raw: nix's ioctl macros only make unsafe functions.
 pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
     let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: a valid winsize for the ioctl to read.
@@ -71,19 +72,20 @@ pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
 }
 
 /// A copy of another process's fd (pidfd_getfd(2)): how the shim takes the
-/// pty master the init made inside the container.
+/// pty master the init made inside the container. Raw: nix has no pidfds.
 pub fn pidfd_getfd(pidfd: RawFd, target: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments; the result is a fresh fd (close-on-exec).
-    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0) })?;
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // SAFETY: integer arguments; on success the result is a fresh fd
+    // (close-on-exec) that nothing else owns, so the OwnedFd may close it.
+    unsafe {
+        let fd = cvt(libc::syscall(libc::SYS_pidfd_getfd, pidfd, target, 0))?;
+        Ok(OwnedFd::from_raw_fd(fd as RawFd))
+    }
 }
 
 /// The init's terminal: a pty from the container's /dev/ptmx, its slave made
 /// the controlling terminal and fds 0, 1, 2 of a new session, the master
 /// moved to `master_at` (close-on-exec).
 pub fn make_console(master_at: RawFd, rows: u16, cols: u16) -> io::Result<()> {
-    use nix::fcntl::OFlag;
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
     nix::pty::grantpt(&master)?;
     nix::pty::unlockpt(&master)?;
@@ -98,24 +100,20 @@ pub fn make_console(master_at: RawFd, rows: u16, cols: u16) -> io::Result<()> {
         set_winsize(master.as_raw_fd(), rows, cols)?;
     }
     nix::unistd::setsid()?;
-    // SAFETY: ioctl on the slave we just opened.
+    // SAFETY: TIOCSCTTY on the slave we just opened; its argument is an
+    // integer (0: do not steal). nix has no wrapper for it.
     cvt(unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } as libc::c_long)?;
+    // The standard fds and `master_at` are numbers this process reserves.
     for target in 0..3 {
-        // SAFETY: dup2 onto the standard fds, which this process owns.
-        cvt(unsafe { libc::dup2(slave.as_raw_fd(), target) } as libc::c_long)?;
+        nix::unistd::dup2(slave.as_raw_fd(), target)?;
     }
-    // SAFETY: dup3 onto a number this process reserves for the master.
-    cvt(unsafe { libc::dup3(master.as_raw_fd(), master_at, libc::O_CLOEXEC) } as libc::c_long)?;
+    nix::unistd::dup3(master.as_raw_fd(), master_at, OFlag::O_CLOEXEC)?;
     Ok(())
 }
 
 /// A pipe, both ends close-on-exec: (read, write).
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: fds has room for the two fds pipe2 writes.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
-    // SAFETY: fresh fds.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
 }
 
 /// Moves what one pipe holds into another without copying it through
@@ -131,14 +129,14 @@ pub fn splice_some(from: &OwnedFd, to: &OwnedFd) -> io::Result<usize> {
 /// stdout, stderr and ready pipes). Each source must be above the targets.
 pub fn spawn_with_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) -> io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
-    // SAFETY: dup2 is async-signal-safe; the fds stay open in the parent
-    // until spawn returns, and dup2 clears close-on-exec on the copies.
+    // SAFETY: the closure only calls dup2 (nix's is the bare syscall and an
+    // errno read: async-signal-safe, no allocation); the fds stay open in
+    // the parent until spawn returns, and dup2 clears close-on-exec on the
+    // copies.
     unsafe {
         cmd.pre_exec(move || {
             for (i, fd) in fds.iter().enumerate() {
-                if libc::dup2(*fd, 3 + i as libc::c_int) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                nix::unistd::dup2(*fd, 3 + i as libc::c_int)?;
             }
             Ok(())
         });
@@ -148,30 +146,27 @@ pub fn spawn_with_fds(cmd: &mut std::process::Command, fds: Vec<RawFd>) -> io::R
 
 /// A non-blocking, close-on-exec eventfd.
 pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments; the result is a fresh fd.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as libc::c_long)?;
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    let fd = EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+    Ok(OwnedFd::from(fd))
 }
 
 /// A non-blocking, close-on-exec inotify fd watching `path` for writes
 /// (cgroup v2 control files signal their changes this way).
 pub fn inotify_modify(path: &Path) -> io::Result<OwnedFd> {
-    let c = cpath(path)?;
-    // SAFETY: integer flags; the result is a fresh fd.
-    let fd = cvt(unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) } as libc::c_long)?;
-    // SAFETY: fresh fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    // SAFETY: a valid fd and NUL-terminated path.
-    cvt(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), libc::IN_MODIFY) } as libc::c_long)?;
-    Ok(fd)
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd;
+    let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+    ino.add_watch(path, AddWatchFlags::IN_MODIFY)?;
+    // nix's Inotify does not give its fd up: a close-on-exec duplicate of it
+    // (the same instance, O_NONBLOCK included) outlives the original.
+    ino.as_fd().try_clone_to_owned()
 }
 
 /// USER_HZ, the unit of cgroup v1's cpuacct.stat.
 pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf only reads a constant.
-    match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
-        n if n > 0 => n as u64,
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(n)) if n > 0 => n as u64,
         _ => 100,
     }
 }

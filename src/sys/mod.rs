@@ -36,10 +36,10 @@ fn cpath(path: &Path) -> io::Result<CString> {
 
 /// Duplicates `fd` to the lowest free number >= `min`, close-on-exec.
 pub fn dup_above(fd: RawFd, min: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: fcntl F_DUPFD_CLOEXEC on a caller-provided fd.
-    let n = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)?;
-    // SAFETY: fresh fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(n as RawFd) })
+    use nix::fcntl::{fcntl, FcntlArg};
+    let n = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// Whether `path` is a file someone may execute (execvp's test).
@@ -57,7 +57,8 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Bytes waiting in a pipe (FIONREAD).
+/// Bytes waiting in a pipe (FIONREAD). Raw: nix's ioctl macros only make
+/// unsafe functions.
 pub fn unread_bytes(fd: RawFd) -> io::Result<usize> {
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int through a valid pointer.
@@ -66,7 +67,7 @@ pub fn unread_bytes(fd: RawFd) -> io::Result<usize> {
 }
 
 pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl F_SETFD on a caller-provided fd.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } as libc::c_long)?;
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     Ok(())
 }

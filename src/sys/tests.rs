@@ -15,3 +15,65 @@ fn rlimits_round_trip_and_unknown_ones_are_einval() {
     let e = set_rlimit(libc::RLIMIT_CORE, 2, 1).expect_err("soft above hard");
     assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
 }
+
+#[test]
+fn pipes_are_cloexec_and_nonblocking_reads_say_wouldblock() {
+    use std::os::fd::AsRawFd;
+    let (r, w) = pipe().expect("pipe");
+    for fd in [&r, &w] {
+        let flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).expect("getfd");
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
+    set_nonblocking(r.as_raw_fd(), true).expect("nonblocking");
+    let mut buf = [0u8; 8];
+    let e = read_fd(r.as_raw_fd(), &mut buf).expect_err("empty pipe");
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    assert_eq!(write_fd(w.as_raw_fd(), b"abc").expect("write"), 3);
+    assert_eq!(unread_bytes(r.as_raw_fd()).expect("fionread"), 3);
+    assert_eq!(read_fd(r.as_raw_fd(), &mut buf).expect("read"), 3);
+    set_nonblocking(r.as_raw_fd(), false).expect("blocking again");
+    let fl = nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
+    assert_eq!(fl & libc::O_NONBLOCK, 0);
+    let e = read_fd(-1, &mut buf).expect_err("bad fd");
+    assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+}
+
+#[test]
+fn dup_above_lands_at_or_above_its_minimum() {
+    use std::os::fd::AsRawFd;
+    let (r, _w) = pipe().expect("pipe");
+    let d = dup_above(r.as_raw_fd(), 100).expect("dup");
+    assert!(d.as_raw_fd() >= 100);
+    let flags = nix::fcntl::fcntl(d.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).expect("getfd");
+    assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    assert_eq!(dup_above(-1, 100).expect_err("bad fd").raw_os_error(), Some(libc::EBADF));
+}
+
+#[test]
+fn eventfd_and_inotify_are_nonblocking_and_cloexec() {
+    use std::os::fd::AsRawFd;
+    let dir = std::env::temp_dir().join(format!("myshim-sys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("watched");
+    std::fs::write(&file, b"0").expect("file");
+    let ev = eventfd().expect("eventfd");
+    let ino = inotify_modify(&file).expect("inotify");
+    for fd in [&ev, &ino] {
+        let fl = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL).expect("getfl");
+        assert_ne!(fl & libc::O_NONBLOCK, 0);
+        let fd_flags = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).expect("getfd");
+        assert_ne!(fd_flags & libc::FD_CLOEXEC, 0);
+    }
+    let mut buf = [0u8; 256];
+    assert_eq!(read_fd(ino.as_raw_fd(), &mut buf).expect_err("no event yet").kind(), io::ErrorKind::WouldBlock);
+    std::fs::write(&file, b"1").expect("modify");
+    assert!(read_fd(ino.as_raw_fd(), &mut buf).expect("an event") > 0);
+    let e = inotify_modify(&dir.join("missing")).expect_err("missing");
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn clock_ticks_is_user_hz() {
+    assert_eq!(clock_ticks(), 100);
+}
