@@ -9,10 +9,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use nix::fcntl::{FcntlArg, OFlag, SealFlag};
+
 use super::cvt;
 
 /// The seals that make a memfd immutable for good.
-const SEALED: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+const SEALED: SealFlag =
+    SealFlag::F_SEAL_SEAL.union(SealFlag::F_SEAL_SHRINK).union(SealFlag::F_SEAL_GROW).union(SealFlag::F_SEAL_WRITE);
 
 /// `binary` opened (O_PATH) through a read-only overlayfs made with the new
 /// mount API and never attached anywhere: no copy, no mount any process can
@@ -20,6 +23,7 @@ const SEALED: libc::c_int = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SE
 /// anyone (EROFS). The mount lives as long as the returned fd. `empty` is
 /// the second lower layer that kernels before 6.7 ask for when there is no
 /// upper one; it sits below the binary's directory, so it can hide nothing.
+/// fsopen, fsconfig and fsmount stay raw: nix has no new mount API.
 pub fn readonly_view(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
     let (Some(dir), Some(name)) = (binary.parent(), binary.file_name()) else {
         return Err(io::Error::other(format!("{}: not a file path", binary.display())));
@@ -30,10 +34,12 @@ pub fn readonly_view(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
         return Err(io::Error::other(format!("{}: a path overlayfs options cannot carry", dir.display())));
     }
     let lower = CString::new([&layers[0][..], b":", &layers[1][..]].concat()).map_err(io::Error::other)?;
-    // SAFETY: constant NUL-terminated name and flags; the result is a fresh fd.
-    let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), libc::FSOPEN_CLOEXEC) })?;
-    // SAFETY: fresh fd that nothing else owns.
-    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    // SAFETY: constant NUL-terminated name and flags; on success the result
+    // is a fresh fd that nothing else owns, so the OwnedFd may close it.
+    let fs = unsafe {
+        let fd = cvt(libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), libc::FSOPEN_CLOEXEC))?;
+        OwnedFd::from_raw_fd(fd as RawFd)
+    };
     let set = |key: &std::ffi::CStr, value: Option<&CString>| {
         let (cmd, v) = match value {
             Some(v) => (libc::FSCONFIG_SET_STRING, v.as_ptr()),
@@ -46,32 +52,27 @@ pub fn readonly_view(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
     set(c"lowerdir", Some(&lower)).map_err(|e| io::Error::new(e.kind(), format!("overlay lowerdir: {e}")))?;
     set(c"", None).map_err(|e| io::Error::new(e.kind(), format!("overlay create: {e}")))?;
     let attrs = libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOSUID;
-    // SAFETY: integer arguments on our fs context; the result is a fresh fd.
-    let mnt = cvt(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs) })?;
-    // SAFETY: fresh fd that nothing else owns.
-    let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };
-    let name = CString::new(name.as_bytes()).map_err(io::Error::other)?;
-    let flags = libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-    // SAFETY: mnt is our mount's root; name is NUL-terminated.
-    let fd = cvt(unsafe { libc::openat(mnt.as_raw_fd(), name.as_ptr(), flags) } as libc::c_long)?;
-    // SAFETY: fresh fd; it keeps the detached mount alive once `mnt` closes.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // SAFETY: integer arguments on our fs context; on success the result is
+    // a fresh fd that nothing else owns, so the OwnedFd may close it.
+    let mnt = unsafe {
+        let fd = cvt(libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs))?;
+        OwnedFd::from_raw_fd(fd as RawFd)
+    };
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let fd = nix::fcntl::openat(Some(mnt.as_raw_fd()), name, flags, nix::sys::stat::Mode::empty())?;
+    // SAFETY: openat returned a fresh fd that nothing else owns; it keeps
+    // the detached mount alive once `mnt` closes.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A sealed, read-only in-memory copy of our own executable: where no
 /// overlayfs can be made (5-6 MB of shmem per shim, and its copying).
 pub fn sealed_self_copy() -> io::Result<OwnedFd> {
-    let name = c"myshim-init";
-    // SAFETY: name is a valid NUL-terminated string; flags are constants.
-    let fd = cvt(unsafe {
-        libc::syscall(libc::SYS_memfd_create, name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
-    // SAFETY: memfd_create returned a fresh fd that nothing else owns.
-    let memfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    let memfd = memfd_create(c"myshim-init", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)?;
     let mut src = File::open("/proc/self/exe")?;
     let mut dst = File::from(memfd);
     io::copy(&mut src, &mut dst)?;
-    // SAFETY: plain fcntl on an fd we own.
-    cvt(unsafe { libc::fcntl(dst.as_raw_fd(), libc::F_ADD_SEALS, SEALED) } as libc::c_long)?;
+    nix::fcntl::fcntl(dst.as_raw_fd(), FcntlArg::F_ADD_SEALS(SEALED))?;
     Ok(OwnedFd::from(dst))
 }

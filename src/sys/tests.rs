@@ -77,3 +77,12 @@ fn eventfd_and_inotify_are_nonblocking_and_cloexec() {
 fn clock_ticks_is_user_hz() {
     assert_eq!(clock_ticks(), 100);
 }
+
+#[test]
+fn the_self_copy_carries_all_four_seals() {
+    use std::os::fd::AsRawFd;
+    let fd = sealed_self_copy().expect("copy");
+    let seals = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS).expect("seals");
+    let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    assert_eq!(seals, want);
+}
