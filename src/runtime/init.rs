@@ -4,7 +4,7 @@
 //! cgroup; it finishes the namespaces, builds the rootfs, takes on the
 //! process's identity, reports Ready, and execs the user's program on Start.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use oci_spec::runtime::Spec;
@@ -106,7 +106,7 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd, target: Option<OwnedFd>) -> Res
     join_namespaces(plan)?;
     if let Some(target) = target {
         // All at once, and ESRCH if the container's init is gone.
-        sys::setns(target.as_raw_fd(), plan.join_by_pidfd).map_err(step("join the container init's namespaces"))?;
+        sys::setns(&target, plan.join_by_pidfd).map_err(step("join the container init's namespaces"))?;
     }
     if let Some(offsets) = &plan.new_time {
         sys::unshare(libc::CLONE_NEWTIME).map_err(step("unshare time namespace"))?;
@@ -117,7 +117,7 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd, target: Option<OwnedFd>) -> Res
         // unshare only made it the namespace of children to come; enter it
         // now (offsets are fixed from here on) so the program runs in it.
         let ns = std::fs::File::open("/proc/self/ns/time_for_children").map_err(step("open time namespace"))?;
-        sys::setns(ns.as_raw_fd(), libc::CLONE_NEWTIME).map_err(step("enter time namespace"))?;
+        sys::setns(&ns, libc::CLONE_NEWTIME).map_err(step("enter time namespace"))?;
     }
     if let Some(root) = &cfg.rootfs {
         if plan.new_cgroupns {
@@ -160,7 +160,7 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd, target: Option<OwnedFd>) -> Res
 fn join_namespaces(plan: &NsPlan) -> Result<(), InitError> {
     for (nstype, path) in &plan.join {
         let f = std::fs::File::open(path).map_err(step(format!("open namespace {}", path.display())))?;
-        sys::setns(f.as_raw_fd(), *nstype).map_err(step(format!("join namespace {}", path.display())))?;
+        sys::setns(&f, *nstype).map_err(step(format!("join namespace {}", path.display())))?;
     }
     Ok(())
 }

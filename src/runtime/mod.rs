@@ -155,10 +155,10 @@ pub(crate) fn in_pid_namespace<T>(
     f: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
     let own = File::open("/proc/thread-self/ns/pid_for_children")?;
-    sys::setns(ns.as_raw_fd(), libc::CLONE_NEWPID)
+    sys::setns(ns, libc::CLONE_NEWPID)
         .map_err(|e| io::Error::new(e.kind(), format!("join pid namespace {what}: {e}")))?;
     let r = f();
-    if let Err(e) = sys::setns(own.as_raw_fd(), libc::CLONE_NEWPID) {
+    if let Err(e) = sys::setns(&own, libc::CLONE_NEWPID) {
         // Every later child of the shim would start in the container's pid
         // namespace: nothing the shim does after this can be trusted.
         log::error!("return to the shim's own pid namespace: {e}; aborting");

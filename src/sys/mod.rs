@@ -1,7 +1,6 @@
 //! The one place with raw syscalls and `unsafe`. Everything above this module
 //! speaks in `OwnedFd`s, `Result`s and plain Rust types.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -27,11 +26,6 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     } else {
         Ok(ret)
     }
-}
-
-fn cpath(path: &Path) -> io::Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// Duplicates `fd` to the lowest free number >= `min`, close-on-exec.

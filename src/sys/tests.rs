@@ -52,8 +52,7 @@ fn dup_above_lands_at_or_above_its_minimum() {
 #[test]
 fn eventfd_and_inotify_are_nonblocking_and_cloexec() {
     use std::os::fd::AsRawFd;
-    let dir = std::env::temp_dir().join(format!("myshim-sys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = crate::scratch_dir("sys-inotify");
     let file = dir.join("watched");
     std::fs::write(&file, b"0").expect("file");
     let ev = eventfd().expect("eventfd");
@@ -85,4 +84,51 @@ fn the_self_copy_carries_all_four_seals() {
     let seals = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS).expect("seals");
     let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     assert_eq!(seals, want);
+}
+
+#[test]
+fn the_rootfs_helpers_stay_inside_and_keep_their_errnos() {
+    use std::os::fd::AsFd;
+    let root = crate::scratch_dir("sys-in-root");
+    let outside = crate::scratch_dir("sys-in-root-outside");
+    std::os::unix::fs::symlink(&outside, root.join("escape")).expect("symlink");
+    // The same path inside the root, where an absolute symlink leads there.
+    let inner = root.join(outside.strip_prefix("/").expect("absolute"));
+    std::fs::create_dir_all(&inner).expect("inner");
+    let rootfd = std::fs::File::open(&root).expect("root");
+    let d = mkdir_all_in_root(rootfd.as_fd(), Path::new("escape/a/b")).expect("mkdir -p");
+    assert!(inner.join("a/b").is_dir());
+    assert!(std::fs::read_dir(&outside).expect("outside").next().is_none(), "escaped the root");
+    mkdir_all_in_root(rootfd.as_fd(), Path::new("escape/a/b")).expect("again: EEXIST is fine");
+    let e = open_in_root(rootfd.as_fd(), Path::new("missing"), false).expect_err("missing");
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    assert!(e.to_string().contains("open missing in the rootfs"), "{e}");
+    // create_file_at: EEXIST is fine, and a symlink there is not followed.
+    create_file_at(d.as_fd(), "f".as_ref()).expect("create");
+    create_file_at(d.as_fd(), "f".as_ref()).expect("exists");
+    std::os::unix::fs::symlink(outside.join("target"), inner.join("a/b/link")).expect("symlink");
+    create_file_at(d.as_fd(), "link".as_ref()).expect("a symlink is left alone");
+    assert!(!outside.join("target").exists(), "followed the symlink");
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_dir_all(&outside);
+}
+
+#[test]
+fn mount_flags_are_the_ms_flags_of_the_mount() {
+    let dir = crate::scratch_dir("sys-mount-flags");
+    let want = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_NOATIME;
+    mount(Some("tmpfs"), &dir, Some("tmpfs"), want, Some("size=64k")).expect("mount");
+    let got = mount_flags(&dir);
+    umount_detach(&dir).expect("umount");
+    assert_eq!(got.expect("statvfs") & want, want);
+    assert_eq!(mount_flags(Path::new("/no/such/path")).expect_err("missing").kind(), io::ErrorKind::NotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn setns_into_our_own_namespace_and_errnos() {
+    let own = std::fs::File::open("/proc/self/ns/uts").expect("ns");
+    setns(&own, libc::CLONE_NEWUTS).expect("same namespace");
+    let e = setns(&own, libc::CLONE_NEWNET).expect_err("wrong type");
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
 }
