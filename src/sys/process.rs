@@ -107,13 +107,16 @@ pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> 
 }
 
 /// A pidfd for `pid` (close-on-exec, as pidfds always are). The shim gets
-/// its children's from clone3; tests make their own.
+/// its children's from clone3; tests make their own. Raw, as every pidfd
+/// call here: nix has none.
 #[cfg(test)]
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments; the result is a fresh fd.
-    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    // SAFETY: fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // SAFETY: integer arguments; on success the result is a fresh fd that
+    // nothing else owns, so the OwnedFd may close it.
+    unsafe {
+        let fd = cvt(libc::syscall(libc::SYS_pidfd_open, pid, 0))?;
+        Ok(OwnedFd::from_raw_fd(fd as RawFd))
+    }
 }
 
 pub fn pidfd_send_signal(pidfd: RawFd, sig: i32) -> io::Result<()> {
@@ -130,7 +133,9 @@ pub struct ChildExit {
     pub code: u32,
 }
 
-/// Reaps one exited child if there is one. Never blocks.
+/// Reaps one exited child if there is one. Never blocks. Raw: nix's
+/// waitpid fails (EINVAL) on a child killed by a signal its `Signal` enum
+/// lacks (any realtime one), after the child is already reaped.
 pub fn reap_any() -> io::Result<Option<ChildExit>> {
     let mut status: libc::c_int = 0;
     // SAFETY: waitpid with WNOHANG and a valid status pointer.
@@ -158,7 +163,8 @@ pub fn set_child_subreaper() -> io::Result<()> {
 }
 
 /// Closes every fd from `first` up. Only for a process that has just
-/// started and owns nothing above `first` itself (the init).
+/// started and owns nothing above `first` itself (the init). Raw: nix has
+/// no close_range.
 pub fn close_from(first: u32) -> io::Result<()> {
     // SAFETY: closes fds no Rust object of this fresh process owns.
     cvt(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) })?;
@@ -167,7 +173,10 @@ pub fn close_from(first: u32) -> io::Result<()> {
 
 /// Restores default dispositions and an empty mask: ignored signals (Rust
 /// ignores SIGPIPE) would otherwise survive exec into the user's process.
+/// The dispositions stay raw: nix's signal() is unsafe and its `Signal`
+/// has no realtime signals.
 pub fn reset_signals() {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
@@ -175,26 +184,20 @@ pub fn reset_signals() {
         // SAFETY: SIG_DFL for a signal number; failures (reserved numbers) are harmless.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
-    // SAFETY: an empty, initialised set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// execve that only returns on failure. For the init, a process of its own
+/// (nix builds the NULL-terminated arrays on the heap, as this did).
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    match nix::unistd::execve(path, argv, envp) {
+        Err(e) => e.into(),
+        Ok(never) => match never {},
     }
 }
 
-/// execve that only returns on failure.
-pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
-    let a: Vec<*const libc::c_char> =
-        argv.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    let e: Vec<*const libc::c_char> =
-        envp.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    // SAFETY: NULL-terminated arrays of valid C strings.
-    unsafe { libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr()) };
-    io::Error::last_os_error()
-}
-
-/// `kill(2)` for pids read from a cgroup, where no pidfd exists.
+/// `kill(2)` for pids read from a cgroup, where no pidfd exists. Raw: nix's
+/// kill takes its `Signal`, which has no realtime signals.
 pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: plain kill.
     cvt(unsafe { libc::kill(pid, sig) } as libc::c_long)?;
@@ -207,6 +210,7 @@ pub fn adopt_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Raw: nix 0.29 has no _exit.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit skips atexit handlers, which belong to the parent's image.
     unsafe { libc::_exit(code) }
@@ -228,14 +232,14 @@ pub fn fork_daemon() -> io::Result<Option<u32>> {
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => {
+            // dup2 onto the stdio fds, which this process owns; setsid, which
+            // only a process group leader is refused (a forked child is none).
             for fd in 0..3 {
-                // SAFETY: dup2 onto the stdio fds, which this process owns.
-                if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+                if nix::unistd::dup2(null.as_raw_fd(), fd).is_err() {
                     exit_now(1);
                 }
             }
-            // SAFETY: plain setsid; the child is not a group leader.
-            if unsafe { libc::setsid() } < 0 {
+            if nix::unistd::setsid().is_err() {
                 exit_now(1);
             }
             Ok(None)

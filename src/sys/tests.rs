@@ -132,3 +132,9 @@ fn setns_into_our_own_namespace_and_errnos() {
     let e = setns(&own, libc::CLONE_NEWNET).expect_err("wrong type");
     assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
 }
+
+#[test]
+fn a_failed_execve_returns_its_errno() {
+    let e = execve(c"/no/such/program", &[c"x".to_owned()], &[]);
+    assert_eq!((e.raw_os_error(), e.kind()), (Some(libc::ENOENT), io::ErrorKind::NotFound));
+}
