@@ -2,7 +2,9 @@
 //! with its own `start` command on the same bundle and drives
 //! Create -> Start -> Wait -> Delete -> Shutdown of /bin/true over ttrpc,
 //! without containerd. Events go to a stand-in Events service. Shims are
-//! interleaved (A, B, A, B ...) after warm-up so machine noise hits all alike.
+//! interleaved after warm-up, every other round in reverse (A B, B A, ...),
+//! so machine noise, and whatever one shim leaves for the next (page cache,
+//! a cgroup being removed), hits all alike.
 //!
 //! bench-client --work DIR --spec SPEC.json --runs N --warmup K LABEL=SHIM[,SPEC] ...
 //! prints one JSON object: per label, per step, every sample in ms, and the
@@ -216,7 +218,8 @@ fn main() {
         let mut cpu: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut own: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for i in 0..warmup + runs {
-            for (label, shim, spec) in &shims {
+            let order: Vec<_> = if i % 2 == 0 { shims.iter().collect() } else { shims.iter().rev().collect() };
+            for (label, shim, spec) in order {
                 let own_ms = hooks_own_ms(spec);
                 let before = children_cpu_ms();
                 let t = lifecycle(shim, &work, spec, &format!("{label}-{i}"), &events).await;

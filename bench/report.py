@@ -25,9 +25,10 @@ fig["2_shim_lifecycle_ms"] = {r: {step: dist(v) for step, v in client["samples_m
 exe = {r: [int(l[1]) / 1000 for l in lines("exec.txt") if l[0] == r] for r in RTS}
 fig["3_ctr_exec_true_ms"] = {r: dist(exe[r]) for r in RTS}
 mem = {r: {} for r in RTS}
-for r, n, rss, pss in lines("mem.txt"):
-    mem[r]["one" if n == "1" else "per_container_of_" + n] = {"rss_kib": int(rss), "pss_kib": int(pss)}
-fig["4_shim_memory_kib"] = {r: mem[r] or None for r in RTS}
+for r, n, rss, pss, anon, pte, charge in lines("mem.txt"):
+    mem[r][int(n)] = {"rss_kib": int(rss), "pss_kib": int(pss), "anon_pte_kib": int(anon) + int(pte),
+                      "charge_kib": None if charge == "-" else int(charge)}
+fig["4_shim_memory_kib_per_shim"] = {r: mem[r] or None for r in RTS}
 rounds = {r: [int(l[1]) / (int(l[2]) / 1e6) for l in lines("throughput.txt") if l[0] == r] for r in RTS}
 fig["5_throughput_containers_per_s"] = {r: statistics.median(rounds[r]) if rounds[r] else None for r in RTS}
 fig["5_throughput_rounds"] = rounds
@@ -57,11 +58,12 @@ for step in ("start", "create", "start_rpc", "wait", "delete", "shutdown", "tota
         row(f"2 shim {step} ({q})", g(fig, "2_shim_lifecycle_ms", "myshim", step, q), g(fig, "2_shim_lifecycle_ms", "runc", step, q), "ms")
 for q in ("median", "p95"):
     row(f"3 ctr task exec true ({q})", g(fig, "3_ctr_exec_true_ms", "myshim", q), g(fig, "3_ctr_exec_true_ms", "runc", q), "ms")
-for k in ("rss_kib", "pss_kib"):
-    row(f"4 shim {k[:3].upper()}, 1 container", g(fig, "4_shim_memory_kib", "myshim", "one", k), g(fig, "4_shim_memory_kib", "runc", "one", k), "KiB")
-    per = [x for x in (mem["myshim"].keys()) if x.startswith("per_")]
-    if per:
-        row(f"4 shim {k[:3].upper()} per container ({per[0][len('per_container_of_'):]})", g(fig, "4_shim_memory_kib", "myshim", per[0], k), g(fig, "4_shim_memory_kib", "runc", per[0], k), "KiB")
+MEM_ROWS = (("rss_kib", "RSS"), ("pss_kib", "PSS"), ("anon_pte_kib", "anonymous + page tables"), ("charge_kib", "memory cgroup charge"))
+for n in sorted(set(mem["myshim"]) & set(mem["runc"])):
+    for k, shown in MEM_ROWS:
+        if k == "charge_kib" and mem["myshim"][n][k] is None:
+            continue
+        row(f"4 per shim, {n} running: {shown}", mem["myshim"][n][k], mem["runc"][n][k], "KiB")
 row("5 throughput (median of rounds)", fig["5_throughput_containers_per_s"]["myshim"], fig["5_throughput_containers_per_s"]["runc"], "containers/s")
 row("6 CPU per lifecycle (median)", g(fig, "6_cpu_ms_per_lifecycle", "myshim", "median"), g(fig, "6_cpu_ms_per_lifecycle", "runc", "median"), "ms")
 row("7 lifecycle with 6 /bin/true hooks (median)", g(fig, "7_lifecycle_with_6_true_hooks_ms", "myshim", "total_with_hooks", "median"), g(fig, "7_lifecycle_with_6_true_hooks_ms", "runc", "total_with_hooks", "median"), "ms")
@@ -94,8 +96,8 @@ try:
     tot = [client["samples_ms"].get(r, {}).get("total", []) for r in RTS]
     ax[1].boxplot(tot, showfliers=False); ax[1].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[1].set_title("2: shim lifecycle, no containerd (ms)")
     ax[2].boxplot([exe["myshim"] or [0], exe["runc"] or [0]], showfliers=False); ax[2].set_xticks([1, 2], ["myshim", "runc-shim"]); ax[2].set_title("3: ctr task exec true (ms)")
-    one = [mem[r].get("one", {}).get("pss_kib", 0) / 1024 for r in RTS]
-    ax[3].bar(["myshim", "runc-shim"], one, color=["tab:green", "tab:gray"]); ax[3].set_title("4: shim PSS, 1 container (MiB)")
+    one = [mem[r].get(1, {}).get("anon_pte_kib", 0) / 1024 for r in RTS]
+    ax[3].bar(["myshim", "runc-shim"], one, color=["tab:green", "tab:gray"]); ax[3].set_title("4: shim anonymous + page tables (MiB)")
     f.suptitle(f"myshim vs containerd-shim-runc-v2 + runc — {meta['date']} — {meta['machine']} (boxes: p25-p75, whiskers 1.5 IQR, outliers not drawn)")
     f.tight_layout()
     f.savefig(os.path.join(out, "results.png"), dpi=90)
