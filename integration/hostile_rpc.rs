@@ -145,3 +145,42 @@ fn the_same_id_created_twice_at_once_runs_once() {
     });
     assert_no_leftovers(id);
 }
+
+/// Verbs out of order are the client's mistake, answered FAILED_PRECONDITION
+/// with what was asked and the state it met; never INTERNAL, which would
+/// say the shim failed (a second Start answered INTERNAL before).
+#[test]
+fn verbs_out_of_order_answer_failed_precondition() {
+    use containerd_shim_protos::api::{
+        DeleteRequest, KillRequest, PauseRequest, ResumeRequest, StartRequest, WaitRequest,
+    };
+    use containerd_shim_protos::ttrpc::{Code, Error};
+    let id = "out-of-order";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let refused = |r: Result<(), Error>, what: &str, words: &str| match r {
+            Err(Error::RpcStatus(s)) => {
+                assert_eq!(s.code(), Code::FAILED_PRECONDITION, "{what}: {s:?}");
+                assert!(s.message.contains(words), "{what}: {}", s.message);
+            }
+            other => panic!("{what}: {other:?}"),
+        };
+        let start = StartRequest { id: id.into(), ..Default::default() };
+        refused(c.start(ctx(), &start).await.map(drop), "a second Start", "cannot start a Running container");
+        let resume = ResumeRequest { id: id.into(), ..Default::default() };
+        refused(c.resume(ctx(), &resume).await.map(drop), "Resume of a running one", "cannot resume a Running");
+        let pause = PauseRequest { id: id.into(), ..Default::default() };
+        c.pause(ctx(), &pause).await.expect("Pause");
+        refused(c.pause(ctx(), &pause).await.map(drop), "a second Pause", "cannot pause a Paused container");
+        c.resume(ctx(), &resume).await.expect("Resume");
+        c.kill(ctx(), &KillRequest { id: id.into(), signal: 9, ..Default::default() }).await.expect("Kill");
+        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        refused(c.start(ctx(), &start).await.map(drop), "Start after the exit", "cannot start a Stopped container");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    assert_no_leftovers(id);
+}

@@ -4,6 +4,7 @@
 use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
 use containerd_shim_protos::topics;
 
+use super::process::StepError;
 use super::{off_loop, Shim};
 use crate::error::TaskError;
 
@@ -19,7 +20,11 @@ impl Shim {
                 async move { off_loop(move || cg.freeze(paused)).await.map_err(|e| e.to_string()) }
             })
             .await
-            .map_err(|e| TaskError::FailedPrecondition(format!("{verb} {id}: {e}")))?;
+            .map_err(|e| match e {
+                // Pause of a paused (or stopped) container: the client's mistake.
+                StepError::Illegal(e) => TaskError::FailedPrecondition(format!("{verb} {id}: {e}")),
+                StepError::Failed(e) => TaskError::internal(verb, id, "freezer", e),
+            })?;
         if paused {
             self.events.publish(
                 topics::TASK_PAUSED_EVENT_TOPIC,

@@ -113,6 +113,17 @@ impl Logger {
     }
 }
 
+/// Why Start, Pause or Resume did not happen: the process is not in a
+/// state that allows it (the client's mistake: FAILED_PRECONDITION), or the
+/// step itself failed (INTERNAL).
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{0}")]
+    Illegal(#[from] Illegal),
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// The process is gone; a signal has nobody to reach.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
@@ -161,11 +172,11 @@ impl Process {
     /// Lets the process exec. `on_started` runs with the order lock still
     /// held, so whatever it queues (TaskStart) precedes whatever the exit
     /// queues.
-    pub async fn start(&self, on_started: impl FnOnce()) -> Result<(), String> {
+    pub async fn start(&self, on_started: impl FnOnce()) -> Result<(), StepError> {
         let mut order = self.order.lock().await;
-        self.life().start().map_err(|e| e.to_string())?;
+        self.life().start()?;
         let Some((mut chan, phase)) = order.take() else {
-            return Err("the process is gone".into());
+            return Err(StepError::Failed("the process is gone".into()));
         };
         let result = async {
             chan.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
@@ -185,7 +196,7 @@ impl Process {
                 // handled as any other.
                 self.life().start_failed();
                 let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
-                Err(e)
+                Err(StepError::Failed(e))
             }
         }
     }
@@ -206,14 +217,13 @@ impl Process {
         &self,
         paused: bool,
         freeze: impl std::future::Future<Output = Result<(), String>>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StepError> {
         let _order = self.order.lock().await;
-        let r = if paused { self.life().pause() } else { self.life().resume() };
-        r.map_err(|e| e.to_string())?;
+        if paused { self.life().pause() } else { self.life().resume() }?;
         if let Err(e) = freeze.await {
             // Back to where it was: the freezer did not change.
             let _ = if paused { self.life().resume() } else { self.life().pause() };
-            return Err(e);
+            return Err(StepError::Failed(e));
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use containerd_shim_protos::events::task::{TaskExecStarted, TaskStart};
 use containerd_shim_protos::topics;
 
 use super::lifecycle::Status;
+use super::process::StepError;
 use super::{hooks, who, Shim};
 use crate::error::TaskError;
 use crate::hooks::Kind;
@@ -54,13 +55,11 @@ impl Shim {
                 events.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, &ev);
             }
         };
-        p.start(announce).await.map_err(|e| {
-            let msg = if e.starts_with("start ") || e.starts_with("exec ") {
-                e
-            } else {
-                format!("start {}: {e}", who(id, exec_id))
-            };
-            TaskError::Internal(msg)
+        p.start(announce).await.map_err(|e| match e {
+            // A second Start, or one after the exit: the client's mistake.
+            StepError::Illegal(e) => TaskError::FailedPrecondition(format!("start {}: {e}", who(id, exec_id))),
+            StepError::Failed(e) if e.starts_with("start ") || e.starts_with("exec ") => TaskError::Internal(e),
+            StepError::Failed(e) => TaskError::Internal(format!("start {}: {e}", who(id, exec_id))),
         })?;
         if let Some(spec) = &spec {
             if let Err(e) = hooks::run_kinds(
