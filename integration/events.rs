@@ -9,8 +9,6 @@ use crate::harness::*;
 /// Topics `ctr events` shows for `id` while `act` runs, until `last` shows.
 fn topics_during(id: &str, last: &str, act: impl FnOnce()) -> Vec<String> {
     let mut events = ctr_spawn(&["events"]);
-    std::thread::sleep(Duration::from_millis(300));
-    act();
     let stdout = events.stdout.take().expect("events stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -20,6 +18,18 @@ fn topics_during(id: &str, last: &str, act: impl FnOnce()) -> Vec<String> {
             }
         }
     });
+    // The subscription is live once it shows an event of ours: a marker
+    // container made and removed (a fixed sleep lost the first event on a
+    // loaded machine).
+    let marker = format!("{id}-subscribed");
+    let made = ctr(&["containers", "create", &image(), &marker]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rx.recv_timeout(Duration::from_millis(200)).is_ok_and(|l| l.contains(&marker)) {
+        assert!(Instant::now() < deadline, "ctr events never showed the marker container");
+    }
+    let _ = ctr(&["containers", "rm", &marker]);
+    act();
     let mut topics = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && !topics.iter().any(|t| t == last) {

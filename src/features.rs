@@ -21,7 +21,7 @@ pub fn document() -> Result<oci_spec::runtime::Features, String> {
         "mountOptions": crate::mountopts::KNOWN,
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"],
-            "capabilities": crate::runtime::caps::all_names(),
+            "capabilities": crate::runtime::init::caps::all_names(),
             "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false},
             "seccomp": {
                 "enabled": true,

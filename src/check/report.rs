@@ -142,7 +142,7 @@ fn in_container(path: &Path, rootfs: &Path, binds: &[(PathBuf, PathBuf)]) -> Pat
             return if rest.as_os_str().is_empty() { source.clone() } else { source.join(rest) };
         }
     }
-    crate::runtime::rootfs::resolve_in_root(rootfs, path)
+    crate::runtime::init::rootfs::resolve_in_root(rootfs, path)
         .unwrap_or_else(|_| rootfs.join(path.strip_prefix("/").unwrap_or(path)))
 }
 

@@ -2,15 +2,10 @@
 //! the shim binary re-exec'd from a read-only view of itself (see `exe`) straight out
 //! of clone3 into the new namespaces; it does the rest itself (see `init`).
 
-pub(crate) mod caps;
 pub mod channel;
-mod devices;
 mod exe;
 pub mod init;
 pub mod namespaces;
-mod process;
-pub mod rootfs;
-mod seccomp;
 
 use std::ffi::CString;
 use std::fs::File;

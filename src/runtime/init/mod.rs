@@ -4,6 +4,12 @@
 //! cgroup; it finishes the namespaces, builds the rootfs, takes on the
 //! process's identity, reports Ready, and execs the user's program on Start.
 
+pub(crate) mod caps;
+mod devices;
+mod process;
+pub mod rootfs;
+mod seccomp;
+
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
@@ -11,7 +17,6 @@ use oci_spec::runtime::Spec;
 
 use super::channel::{FromInit, InitConfig, InitEnd, ToInit};
 use super::namespaces::NsPlan;
-use super::{process, rootfs};
 use crate::sys;
 
 /// The fd the parent hands the channel on.

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE};
 use oci_spec::runtime::{Mount, Spec};
 
-use super::init::{step, InitError};
+use super::{step, InitError};
 use crate::{mountopts, sys};
 
 /// Resolves `unsafe_path` as if `root` were `/`: `..` stops at the root and

@@ -13,7 +13,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT};
 
-use super::init::{step, InitError};
+use super::{step, InitError};
 use crate::mountopts::MountOptions;
 use crate::sys;
 

@@ -13,8 +13,8 @@ use oci_spec::runtime::{
 };
 
 use super::caps::{self, cap_mask};
-use super::init::{step, InitError};
 use super::seccomp;
+use super::{step, InitError};
 use crate::sys;
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {

@@ -11,7 +11,7 @@ use oci_spec::runtime::{
     LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
-use super::init::InitError;
+use super::InitError;
 
 /// EPERM, libseccomp's and runc's errno when a profile gives none.
 const DEFAULT_ERRNO: u32 = libc::EPERM as u32;

@@ -2,7 +2,7 @@
 
 use oci_spec::runtime::Capabilities;
 
-use super::init::InitError;
+use super::InitError;
 
 /// Capability names in kernel number order (capability.h).
 const CAPS: &[&str] = &[
