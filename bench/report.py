@@ -44,6 +44,22 @@ def hooks_fig(r):
             "added_beyond_own": added - statistics.median(own)}
 fig["7_lifecycle_with_6_true_hooks_ms"] = {r: hooks_fig(r) for r in RTS}
 
+cri = json.load(open(os.path.join(raw, "cri.json"))) if os.path.exists(os.path.join(raw, "cri.json")) else {}
+us_to_ms = lambda xs: [x / 1000 for x in xs]
+fig["8_pod_start_ms"] = {r: dist(us_to_ms(cri.get("pod_start", {}).get("samples_us", {}).get(r, []))) for r in RTS}
+fig["9_pod_lifecycle_ms"] = {r: dist(us_to_ms(cri.get("pod_lifecycle", {}).get("samples_us", {}).get(r, []))) for r in RTS}
+def density(r):
+    d = cri.get("density", {}).get(r)
+    if not d or not d.get("shims"):
+        return None
+    n = d["shims"]
+    growth = d.get("charge_cgroup_growth_bytes")
+    return {"pods": d["pods"], "shims": n, "rss_kib": d["shim_rss_kib"] // n, "pss_kib": d["shim_pss_kib"] // n,
+            "anon_pte_kib": (d["shim_anonymous_kib"] + d["shim_vm_pte_kib"]) // n,
+            "charge_kib": None if growth is None else growth // 1024 // d["pods"],
+            "containerd_rss_growth_kib": (d["containerd_rss_kib_after"] - d["containerd_rss_kib_before"]) // d["pods"]}
+fig["10_pod_density_kib_per_pod"] = {r: density(r) for r in RTS}
+
 def ratio(a, b):
     return round(a / b, 3) if a is not None and b else None
 
@@ -70,6 +86,14 @@ row("7 lifecycle with 6 /bin/true hooks (median)", g(fig, "7_lifecycle_with_6_tr
 row("7 added by the hooks (median)", g(fig, "7_lifecycle_with_6_true_hooks_ms", "myshim", "added"), g(fig, "7_lifecycle_with_6_true_hooks_ms", "runc", "added"), "ms")
 row("7 the hooks' own run time (median)", g(fig, "7_lifecycle_with_6_true_hooks_ms", "myshim", "hooks_own", "median"), g(fig, "7_lifecycle_with_6_true_hooks_ms", "runc", "hooks_own", "median"), "ms")
 
+for q in ("median", "p95"):
+    row(f"8 pod start: RunPodSandbox+CreateContainer+StartContainer ({q})", g(fig, "8_pod_start_ms", "myshim", q), g(fig, "8_pod_start_ms", "runc", q), "ms")
+for q in ("median", "p95"):
+    row(f"9 a pod's whole lifecycle ({q})", g(fig, "9_pod_lifecycle_ms", "myshim", q), g(fig, "9_pod_lifecycle_ms", "runc", q), "ms")
+pods = g(fig, "10_pod_density_kib_per_pod", "myshim", "pods")
+for k, shown in (("rss_kib", "shim RSS"), ("pss_kib", "shim PSS"), ("anon_pte_kib", "shim anonymous + page tables"),
+                 ("charge_kib", "memory cgroup charge (shims + containerd)"), ("containerd_rss_growth_kib", "containerd's RSS growth")):
+    row(f"10 per pod, {pods} pods: {shown}", g(fig, "10_pod_density_kib_per_pod", "myshim", k), g(fig, "10_pod_density_kib_per_pod", "runc", k), "KiB")
 fmt = lambda v: "n/a" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 w = max(len(r[0]) for r in rows)
 print(f"{'figure':<{w}}  {'myshim':>10}  {'runc-shim':>10}  {'ratio':>7}  unit")
@@ -83,7 +107,8 @@ meta = {
     "runc": subprocess.run(["runc", "--version"], capture_output=True, text=True).stdout.splitlines()[0],
     "quick": quick,
 }
-samples = {"ctr_run_ms": run, "ctr_exec_ms": exe, "shim_lifecycle_ms": client["samples_ms"], "cpu_ms": client["cpu_ms"]}
+samples = {"ctr_run_ms": run, "ctr_exec_ms": exe, "shim_lifecycle_ms": client["samples_ms"], "cpu_ms": client["cpu_ms"],
+           "cri": cri}
 json.dump({"meta": meta, "figures": fig, "samples": samples, "table": [dict(zip(("figure", "myshim", "runc", "ratio", "unit"), r)) for r in rows]},
           open(os.path.join(out, "results.json"), "w"), indent=1)
 

@@ -15,12 +15,12 @@ case "${1:-}" in --quick) QUICK=1 ;; --vm) VM=1 ;; esac
 if [ "$VM" = 1 ] && [ -z "${MYSHIM_BENCH_IN_VM:-}" ]; then
     ensure_deps
     build_shim
-    cargo build --release --quiet --example bench-client
+    cargo build --release --quiet --example bench-client --example bench-cri
     exec bash scripts/vm.sh run -- MYSHIM_BENCH_IN_VM=1 bash scripts/bench.sh --vm
 fi
-if [ "$QUICK" = 1 ]; then RUNS=3 WARM=1 MEM_NS="1 3" THR=10 PAR=5 THR_ROUNDS=1 OUTDIR=bench/out
-elif [ "$VM" = 1 ]; then RUNS=10 WARM=2 MEM_NS="1 5" THR=20 PAR=5 THR_ROUNDS=2 OUTDIR=bench/vm
-else RUNS=${RUNS:-50} WARM=${WARM:-5} MEM_NS="1 20 100" THR=100 PAR=10 THR_ROUNDS=4 OUTDIR=bench; fi
+if [ "$QUICK" = 1 ]; then RUNS=3 WARM=1 MEM_NS="1 3" THR=10 PAR=5 THR_ROUNDS=1 PODS=3 POD_RUNS=3 OUTDIR=bench/out
+elif [ "$VM" = 1 ]; then RUNS=10 WARM=2 MEM_NS="1 5" THR=20 PAR=5 THR_ROUNDS=2 PODS=5 POD_RUNS=5 OUTDIR=bench/vm
+else RUNS=${RUNS:-50} WARM=${WARM:-5} MEM_NS="1 20 100" THR=100 PAR=10 THR_ROUNDS=4 PODS=100 POD_RUNS=30 OUTDIR=bench; fi
 mkdir -p "$OUTDIR" bench/out
 RAW=$(mktemp -d /tmp/myshim-bench-raw.XXXXXX)
 
@@ -31,7 +31,7 @@ else
     ensure_deps
     python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet --disable-pip-version-check matplotlib </dev/null
     build_shim
-    cargo build --release --quiet --example bench-client
+    cargo build --release --quiet --example bench-client --example bench-cri
 fi
 DIR=$(mktemp -d /tmp/myshim-bench.XXXXXX)
 # containerd (and so every shim it starts) in a memory cgroup of the bench's:
@@ -43,14 +43,18 @@ cleanup() {
     stop_containerd "$DIR" || true
     rm -rf "$RAW"
     for _ in $(seq 50); do [ -d "$CHARGE_CG" ] || break; rmdir "$CHARGE_CG" 2>/dev/null || sleep 0.1; done
+    # The pods' cgroup parents of figures 8-10, if bench-cri was killed.
+    find /sys/fs/cgroup/*/myshim-bench-cri /sys/fs/cgroup/myshim-bench-cri -depth -type d -exec rmdir {} + 2>/dev/null || true
     return 0
 }
 trap cleanup EXIT
-start_containerd "$DIR"
+# With the CRI plugin (figures 8-10); the others go through ctr as before.
+MYSHIM_CRI=1 start_containerd "$DIR"
 mkdir -p "$CHARGE_CG"
 echo "$(cat "$DIR/containerd.pid")" >"$CHARGE_CG/cgroup.procs"
 NS=myshim-bench
 import_image "$NS"
+import_k8s_images
 C() { ctr --address "$CTR_ADDR" -n "$NS" "$@"; }
 IMG=$MYSHIM_IMAGE_REF
 declare -A RT=([myshim]=io.containerd.myshim.v2 [runc]=io.containerd.runc.v2)
@@ -178,5 +182,12 @@ for round in $(seq 1 "$THR_ROUNDS"); do
         echo "$r $THR $(( (t1 - t0) / 1000 ))" >>"$RAW/throughput.txt"
     done
 done
+
+# Pods through containerd's CRI plugin, as kubelet drives it (host network:
+# no CNI plugin runs, so only the runtimes differ), both handlers in A B B A
+# order; the density figure's shims are born in CHARGE_CG like figure 4's.
+say "figures 8-10: pods through CRI: start latency, a whole pod's lifecycle ($POD_RUNS runs each), $PODS pods' memory"
+target/release/examples/bench-cri --address "$CTR_ADDR" --containerd-pid "$(cat "$DIR/containerd.pid")" \
+    --runs "$POD_RUNS" --warmup "$WARM" --density "$PODS" --charge-cgroup "$CHARGE_CG" --work "$DIR" >"$RAW/cri.json"
 
 python3 bench/report.py "$RAW" "$OUTDIR" "$QUICK"
