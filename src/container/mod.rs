@@ -5,28 +5,29 @@
 mod create;
 mod delete;
 mod exec;
+mod exit;
 pub mod hooks;
+mod inspect;
+mod io;
 mod kill;
 pub mod lifecycle;
 mod oom;
 mod pause;
 mod process;
 mod start;
+mod update;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
-use containerd_shim_protos::topics;
 use tokio::sync::Notify;
 
 pub use create::CreateRequest;
 pub use exec::ExecRequest;
-use lifecycle::{Exit, Status};
 pub use process::{IoPaths, Process, SignalError};
 
 use crate::cgroups::Cgroup;
@@ -210,109 +211,6 @@ impl Shim {
 
     pub fn is_empty(&self) -> bool {
         self.containers.lock().map(|m| m.is_empty()).unwrap_or(false)
-    }
-
-    /// Stats: the container's cgroup figures as containerd's metrics type.
-    /// Returns the metrics type URL and the encoded message.
-    pub fn stats(&self, id: &str) -> Result<(&'static str, Vec<u8>), TaskError> {
-        let c = self.get(id)?;
-        let s = c.cgroup.stats().map_err(|e| TaskError::internal("stats", id, "cgroup", e))?;
-        crate::metrics::encode(&s).map_err(|e| TaskError::internal("stats", id, "metrics", e))
-    }
-
-    /// Update: new `LinuxResources` (JSON, as containerd sends them) for a
-    /// live container. The kernel's refusal is the error, and what it
-    /// refused keeps its old value.
-    pub async fn update(&self, id: &str, resources: &[u8]) -> Result<(), TaskError> {
-        let c = self.get(id)?;
-        let invalid = |e: String| TaskError::InvalidArgument(format!("update {id}: {e}"));
-        let r = crate::spec::parse_resources(resources).map_err(invalid)?;
-        if !matches!(c.init.status().await.0, Status::Running | Status::Paused | Status::Created) {
-            return Err(TaskError::FailedPrecondition(format!("update {id}: the container is not running")));
-        }
-        c.cgroup.update(&r).map_err(|e| TaskError::internal("update", id, "cgroup", e))
-    }
-
-    pub async fn wait(&self, id: &str, exec_id: &str) -> Result<Exit, TaskError> {
-        let (_, p) = self.process(id, exec_id)?;
-        p.wait_exit().await.ok_or_else(|| TaskError::Internal(format!("wait {}: exit lost", who(id, exec_id))))
-    }
-
-    pub async fn status(
-        &self,
-        id: &str,
-        exec_id: &str,
-    ) -> Result<(Arc<Container>, Arc<Process>, Status, Option<Exit>), TaskError> {
-        let (c, p) = self.process(id, exec_id)?;
-        let (status, exit) = p.status().await;
-        Ok((c, p, status, exit))
-    }
-
-    pub fn pids(&self, id: &str) -> Result<Vec<i32>, TaskError> {
-        let c = self.get(id)?;
-        c.cgroup.pids().map_err(|e| TaskError::internal("pids", id, "list", e))
-    }
-
-    pub fn close_stdin(&self, id: &str, exec_id: &str) -> Result<(), TaskError> {
-        let (_, p) = self.process(id, exec_id)?;
-        p.close_stdin();
-        Ok(())
-    }
-
-    pub fn resize_pty(&self, id: &str, exec_id: &str, width: u32, height: u32) -> Result<(), TaskError> {
-        let (_, p) = self.process(id, exec_id)?;
-        p.resize(width, height)
-            .map_err(|e| TaskError::FailedPrecondition(format!("resize pty {}: {e}", who(id, exec_id))))
-    }
-
-    /// TaskExit for `p` of container `id` (its exec id, or the container id for the init).
-    /// `oom`: the init's container's OOM watch, drained first so TaskOOM
-    /// precedes the TaskExit of an OOM-killed init.
-    fn publish_exit_on(
-        &self,
-        p: &Arc<Process>,
-        rx: tokio::sync::oneshot::Receiver<u32>,
-        (id, exec_id): (&str, &str),
-        oom: Option<Arc<oom::OomWatch>>,
-        rest: Option<Cgroup>,
-    ) {
-        let events = self.events.clone();
-        let rx = match rest {
-            None => rx,
-            Some(cgroup) => {
-                // Killed before anything waits on the output: the rest may
-                // hold the fifos or the terminal open.
-                let (tx, after) = tokio::sync::oneshot::channel();
-                tokio::spawn(async move {
-                    let code = rx.await;
-                    if let Err(e) = cgroup.kill_rest() {
-                        log::warn!("{e}");
-                    }
-                    if let Ok(code) = code {
-                        let _ = tx.send(code);
-                    }
-                });
-                after
-            }
-        };
-        let (container_id, event_id, pid) =
-            (id.to_string(), if exec_id.is_empty() { id } else { exec_id }.to_string(), p.pid as u32);
-        p.watch_exit(rx, move |exit| {
-            if let Some(w) = &oom {
-                w.drain();
-            }
-            events.publish(
-                topics::TASK_EXIT_EVENT_TOPIC,
-                &TaskExit {
-                    container_id,
-                    id: event_id,
-                    pid,
-                    exit_status: exit.code,
-                    exited_at: timestamp(exit.at),
-                    ..Default::default()
-                },
-            );
-        });
     }
 }
 
