@@ -43,7 +43,7 @@ impl log::Log for Logger {
             log::Level::Info => "info",
             log::Level::Debug | log::Level::Trace => "debug",
         };
-        let msg = record.args().to_string().replace('"', "\\\"");
+        let msg = quoted(&record.args().to_string());
         let line = format!(
             "time=\"{}\" level={level} msg=\"{msg}\" runtime=io.containerd.myshim.v2 id={}\n",
             rfc3339(SystemTime::now()),
@@ -55,6 +55,22 @@ impl log::Log for Logger {
     }
 
     fn flush(&self) {}
+}
+
+/// A logfmt value's inside: one line, its quotes and backslashes escaped
+/// (an error quoting a path or a multi-line hook output stays one record).
+fn quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// UTC RFC 3339 with microseconds, without a date crate.
@@ -101,6 +117,12 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn messages_stay_one_logfmt_value() {
+        assert_eq!(quoted(r#"mount "/data": bad"#), r#"mount \"/data\": bad"#);
+        assert_eq!(quoted("hook said:\nline 2\\"), r"hook said:\nline 2\\");
     }
 
     #[test]
