@@ -19,16 +19,23 @@ fn topics_during(id: &str, last: &str, act: impl FnOnce()) -> Vec<String> {
         }
     });
     // The subscription is live once it shows an event of ours: a marker
-    // container made and removed (a fixed sleep lost the first event on a
-    // loaded machine).
-    let marker = format!("{id}-subscribed");
-    let made = ctr(&["containers", "create", &image(), &marker]);
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !rx.recv_timeout(Duration::from_millis(200)).is_ok_and(|l| l.contains(&marker)) {
-        assert!(Instant::now() < deadline, "ctr events never showed the marker container");
+    // container made and removed, again until one shows (a fixed sleep
+    // lost the first event on a loaded machine; so can a single marker).
+    for attempt in 1.. {
+        let marker = format!("{id}-subscribed-{attempt}");
+        let made = ctr(&["containers", "create", &image(), &marker]);
+        assert!(made.status.success(), "{}", text(&made.stderr));
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut seen = false;
+        while !seen && Instant::now() < deadline {
+            seen = rx.recv_timeout(Duration::from_millis(100)).is_ok_and(|l| l.contains(&marker));
+        }
+        let _ = ctr(&["containers", "rm", &marker]);
+        if seen {
+            break;
+        }
+        assert!(attempt < 40, "ctr events never showed a marker container");
     }
-    let _ = ctr(&["containers", "rm", &marker]);
     act();
     let mut topics = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
