@@ -15,6 +15,8 @@ mod oom;
 mod pause;
 mod process;
 mod start;
+#[cfg(test)]
+mod tests;
 mod update;
 
 use std::collections::HashMap;
