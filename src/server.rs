@@ -28,14 +28,22 @@ pub fn run(daemon: Daemon) -> i32 {
             return 1;
         }
     };
-    match rt.block_on(serve(daemon)) {
+    let code = match rt.block_on(serve(daemon)) {
         Ok(()) => 0,
         Err(e) => {
             log::error!("serve: {e}");
             1
         }
-    }
+    };
+    // A helper thread still copying a `file://` log whose pipe some process
+    // outside the container holds would keep a plain drop of the runtime
+    // waiting for ever: the shim exits after Shutdown regardless.
+    rt.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
+
+/// How long the exit waits for helper threads still at work.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Once the lifecycle verbs have been quiet for a while (a container is
 /// running and the shim just waits), resident memory it does not need goes.
