@@ -67,19 +67,39 @@ ensure_tools() {
     rm -rf "$QEMU_ROOT" && mv "$QEMU_ROOT.tmp" "$QEMU_ROOT"
 }
 
-# The runner inside the VM: mounts the repository and the run's directory,
-# runs the command there, keeps its status, powers off.
+# The runner inside the VM: mounts the run's directory and the repository,
+# runs the command there, keeps its status, powers off. Debian's 6.1 kernel
+# does not load a 9p transport on demand: the mount depends on udev having
+# loaded 9pnet_virtio for the device, which under a slow TCG boot can come
+# after this unit starts (the likely cause of one CI run whose command found
+# no repository in its directory), so the runner loads it itself, retries a
+# failed mount, and says so when a mount still fails.
 RUNNER='#!/bin/sh
 arg() { tr " " "\n" </proc/cmdline | sed -n "s/^myshim\.$1=//p"; }
 repo=$(arg repo)
+mount9p() {
+    for _ in 1 2 3 4 5; do
+        mount -t 9p -o "trans=virtio,version=9p2000.L$3" "$1" "$2" && return 0
+        sleep 1
+    done
+    return 1
+}
+modprobe -a 9pnet_virtio 9p
 mkdir -p "$repo" /run/myshim-vm
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 repo "$repo"
-mount -t 9p -o trans=virtio,version=9p2000.L run /run/myshim-vm
-cd "$repo"
+if ! mount9p run /run/myshim-vm ""; then
+    echo "myshim-vm-run: cannot mount the run directory" >/dev/ttyS1
+    systemctl --force poweroff
+    exit 1
+fi
 status=0
-# This unit is part of the boot, so the state is "starting" here.
-systemctl is-system-running >/run/myshim-vm/system-state 2>&1 || true
-sh /run/myshim-vm/cmd >/dev/ttyS1 2>&1 || status=$?
+if ! mount9p repo "$repo" ,msize=1048576 || ! cd "$repo"; then
+    echo "myshim-vm-run: cannot mount the repository at $repo" >/dev/ttyS1
+    status=125
+else
+    # This unit is part of the boot, so the state is "starting" here.
+    systemctl is-system-running >/run/myshim-vm/system-state 2>&1 || true
+    sh /run/myshim-vm/cmd >/dev/ttyS1 2>&1 || status=$?
+fi
 echo "$status" >/run/myshim-vm/status
 sync
 systemctl --force poweroff'
