@@ -160,3 +160,19 @@ pub fn run_direct(id: &str, bundle: &Path) -> u32 {
         status
     })
 }
+
+/// The message of an RPC the shim refused with `code`; anything else (a
+/// success, another code, a transport error) fails the test, naming `what`.
+pub fn expect_code<T: std::fmt::Debug>(
+    r: Result<T, containerd_shim_protos::ttrpc::Error>,
+    code: containerd_shim_protos::ttrpc::Code,
+    what: &str,
+) -> String {
+    match r {
+        Err(containerd_shim_protos::ttrpc::Error::RpcStatus(s)) => {
+            assert_eq!(s.code(), code, "{what}: {s:?}");
+            s.message
+        }
+        other => panic!("{what}: {code:?} expected, got {other:?}"),
+    }
+}

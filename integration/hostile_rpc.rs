@@ -161,12 +161,9 @@ fn verbs_out_of_order_answer_failed_precondition() {
     rt().block_on(async {
         let c = client(addr.trim()).await;
         let shim = create_started(&c, id, &b).await;
-        let refused = |r: Result<(), Error>, what: &str, words: &str| match r {
-            Err(Error::RpcStatus(s)) => {
-                assert_eq!(s.code(), Code::FAILED_PRECONDITION, "{what}: {s:?}");
-                assert!(s.message.contains(words), "{what}: {}", s.message);
-            }
-            other => panic!("{what}: {other:?}"),
+        let refused = |r: Result<(), Error>, what: &str, words: &str| {
+            let message = expect_code(r, Code::FAILED_PRECONDITION, what);
+            assert!(message.contains(words), "{what}: {message}");
         };
         let start = StartRequest { id: id.into(), ..Default::default() };
         refused(c.start(ctx(), &start).await.map(drop), "a second Start", "cannot start a Running container");

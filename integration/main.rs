@@ -28,6 +28,7 @@ mod output;
 mod pause;
 mod privileged;
 mod restart;
+mod rootfs_mounts;
 mod runc_shim_parity;
 mod shim_death;
 mod soak;

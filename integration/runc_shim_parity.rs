@@ -71,7 +71,7 @@ fn an_exec_deleted_before_its_start_reports_zero() {
 #[test]
 fn an_exec_cannot_be_signalled_before_its_start_as_with_the_runc_shim() {
     use containerd_shim_protos::api::{KillRequest, StartRequest, WaitRequest};
-    use containerd_shim_protos::ttrpc::{Code, Error};
+    use containerd_shim_protos::ttrpc::Code;
 
     use crate::direct::*;
     let id = "parity-exec-kill";
@@ -82,10 +82,7 @@ fn an_exec_cannot_be_signalled_before_its_start_as_with_the_runc_shim() {
         let shim = create_started(&c, id, &b).await;
         c.exec(ctx(), &exec_request(id, "e1", &["sh", "-c", "exit 7"])).await.expect("Exec");
         let kill = KillRequest { id: id.into(), exec_id: "e1".into(), signal: 1, ..Default::default() };
-        match c.kill(ctx(), &kill).await {
-            Err(Error::RpcStatus(s)) => assert_eq!(s.code(), Code::FAILED_PRECONDITION, "{s:?}"),
-            r => panic!("Kill of an exec before its Start: {r:?}"),
-        }
+        expect_code(c.kill(ctx(), &kill).await, Code::FAILED_PRECONDITION, "Kill of an exec before its Start");
         let start = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
         c.start(ctx(), &start).await.expect("Start after the refused Kill");
         let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
@@ -155,7 +152,7 @@ fn the_stdin_fifo_keeps_its_reader_until_delete_as_with_the_runc_shim() {
 #[test]
 fn an_exec_does_not_start_in_a_paused_container_as_with_runc() {
     use containerd_shim_protos::api::{PauseRequest, ResumeRequest, StartRequest, WaitRequest};
-    use containerd_shim_protos::ttrpc::{Code, Error};
+    use containerd_shim_protos::ttrpc::Code;
 
     use crate::direct::*;
     let id = "parity-exec-paused";
@@ -167,13 +164,9 @@ fn an_exec_does_not_start_in_a_paused_container_as_with_runc() {
         c.exec(ctx(), &exec_request(id, "e1", &["sh", "-c", "exit 5"])).await.expect("Exec");
         c.pause(ctx(), &PauseRequest { id: id.into(), ..Default::default() }).await.expect("Pause");
         let start = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
-        match c.start(ctx(), &start).await {
-            Err(Error::RpcStatus(s)) => {
-                assert_eq!(s.code(), Code::FAILED_PRECONDITION, "{s:?}");
-                assert!(s.message.contains("paused"), "{s:?}");
-            }
-            r => panic!("Start of an exec in a paused container: {r:?}"),
-        }
+        let what = "Start of an exec in a paused container";
+        let message = expect_code(c.start(ctx(), &start).await, Code::FAILED_PRECONDITION, what);
+        assert!(message.contains("paused"), "{message}");
         c.resume(ctx(), &ResumeRequest { id: id.into(), ..Default::default() }).await.expect("Resume");
         c.start(ctx(), &start).await.expect("Start after Resume");
         let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };

@@ -32,8 +32,9 @@ pub mod fuzzing;
 
 use std::io::Write;
 
-/// FNV-1a: a stable short name for paths (socket and state dirs); inputs come
-/// from containerd, so collision resistance against an adversary is not needed.
+/// FNV-1a: a stable short name for the state directory of a containerd
+/// socket path (only containerd's own configuration chooses that path, so no
+/// adversary picks a collision; sockets use containerd's sha256 names).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }

@@ -36,11 +36,17 @@ pub fn state_root() -> PathBuf {
     std::env::var_os("MYSHIM_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/run/myshim"))
 }
 
-/// The socket for (containerd, namespace, id): fixed length, well under the
-/// 108-byte sun_path limit whatever the names.
+/// The socket for (containerd, namespace, id). The name is containerd's own
+/// (containerd-shim's `socket_address`: a sha256 of the three, what the runc
+/// shim listens on), cut to 128 bits, under our root rather than
+/// /run/containerd/s so that a test containerd's shims stay in its dirs.
+/// Collision-proof because `start` takes a live socket at that path for the
+/// group's own shim: the 64-bit FNV names this replaced could be made to
+/// collide with ~2^32 tries, handing a container to another namespace's shim.
 pub fn socket_path(root: &Path, address: &str, namespace: &str, id: &str) -> PathBuf {
-    root.join(format!("{:016x}", crate::fnv1a(address.as_bytes())))
-        .join(format!("{:016x}.sock", crate::fnv1a(format!("{namespace}/{id}").as_bytes())))
+    let named = containerd_shim::socket_address(address, namespace, id);
+    let hash = named.rsplit('/').next().unwrap_or_default();
+    root.join("s").join(hash.get(..32).unwrap_or(hash))
 }
 
 /// Runs `start`: reads what containerd put on stdin, starts (or finds) the
@@ -176,9 +182,14 @@ mod tests {
         let a = socket_path(root, "/run/containerd/containerd.sock", "default", &"x".repeat(200));
         let b = socket_path(root, "/run/containerd/containerd.sock", "k8s.io", &"x".repeat(200));
         let c = socket_path(root, "/tmp/other/containerd.sock", "default", &"x".repeat(200));
-        assert!(a.as_os_str().len() < 60, "{a:?}");
+        assert_eq!(a.as_os_str().len(), "/run/myshim/s/".len() + 32, "{a:?}");
         assert_ne!(a, b);
-        assert_ne!(a.parent(), c.parent());
+        assert_ne!(a, c);
+        // containerd's name for the same triple, so the two can be matched.
+        let named = containerd_shim::socket_address("/run/containerd/containerd.sock", "default", "c1");
+        let ours = socket_path(root, "/run/containerd/containerd.sock", "default", "c1");
+        let ours = ours.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert!(named.starts_with("unix:///run/containerd/s/") && named.contains(ours), "{named} {ours}");
     }
 
     #[test]

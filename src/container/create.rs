@@ -18,7 +18,7 @@ use crate::runtime::channel::{InitConfig, Phase, RootfsSetup};
 use crate::runtime::namespaces::{IdMaps, NsPlan};
 use crate::runtime::Spawned;
 use crate::stdio::{Owner, Stdio};
-use crate::{mountopts, spec, state, sys};
+use crate::{spec, state, sys};
 use containerd_shim_protos::api::Mount;
 use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
 use containerd_shim_protos::protobuf::MessageField;
@@ -160,7 +160,7 @@ impl Shim {
         if !req.rootfs.is_empty() {
             // Off the event loop: an overlay mount on a busy disk can take long.
             let (mounts, target) = (req.rootfs.clone(), rootfs.clone());
-            super::off_loop(move || mount_rootfs(&mounts, &target))
+            super::off_loop(move || super::rootfs::mount(&mounts, &target))
                 .await
                 .map_err(|e| TaskError::internal("create", id, "mount rootfs", e))?;
             undo.rootfs = Some(rootfs.clone());
@@ -255,11 +255,7 @@ impl Shim {
             Ok(phase) => phase,
             Err(e) => {
                 undo.init = Some((spawned, exited));
-                return Err(TaskError::Internal(if e.starts_with("create ") {
-                    e
-                } else {
-                    format!("create {id}: {e}")
-                }));
+                return Err(TaskError::Internal(format!("create {id}: {e}")));
             }
         };
         let console = if terminal {
@@ -341,20 +337,6 @@ impl Shim {
         }
         Ok(phase)
     }
-}
-
-/// Mounts the snapshot containerd prepared (usually one overlay) at the
-/// bundle's rootfs, on the host, as containerd-shim-runc-v2 does.
-fn mount_rootfs(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(target)?;
-    for m in mounts {
-        let opts = mountopts::parse(&m.options);
-        let fstype = (!opts.is_bind()).then_some(m.type_.as_str());
-        sys::mount(Some(&m.source), target, fstype, opts.flags, opts.data_string().as_deref()).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{} {} on {}: {e}", m.type_, m.source, target.display()))
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ impl Shim {
             Ok(phase) => phase,
             Err(e) => {
                 kill_and_reap(spawned, exited).await;
-                return Err(TaskError::Internal(if e.starts_with("exec ") { e } else { format!("exec {who}: {e}") }));
+                return Err(TaskError::Internal(format!("exec {who}: {e}")));
             }
         };
         let console = if process_terminal {

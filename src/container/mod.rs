@@ -14,9 +14,12 @@ pub mod lifecycle;
 mod oom;
 mod pause;
 mod process;
+mod rootfs;
 mod start;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_running;
 mod update;
 
 use std::collections::HashMap;

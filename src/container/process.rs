@@ -181,7 +181,11 @@ impl Process {
         let result = async {
             chan.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
             let phase = phase.advance(Observed::SentStart).map_err(|e| e.to_string())?;
-            let seen = chan.recv().await.map_err(|e| e.to_string())?;
+            let seen = chan.recv().await.map_err(|e| match e.kind() {
+                // It died with Start unread (killed while it waited).
+                std::io::ErrorKind::ConnectionReset => "the process ended before it could start".to_string(),
+                _ => e.to_string(),
+            })?;
             phase.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
         }
         .await;

@@ -58,7 +58,6 @@ impl Shim {
         p.start(announce).await.map_err(|e| match e {
             // A second Start, or one after the exit: the client's mistake.
             StepError::Illegal(e) => TaskError::FailedPrecondition(format!("start {}: {e}", who(id, exec_id))),
-            StepError::Failed(e) if e.starts_with("start ") || e.starts_with("exec ") => TaskError::Internal(e),
             StepError::Failed(e) => TaskError::Internal(format!("start {}: {e}", who(id, exec_id))),
         })?;
         if let Some(spec) = &spec {

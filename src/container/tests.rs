@@ -11,7 +11,7 @@ use super::*;
 use crate::events::EventSink;
 
 #[derive(Default)]
-struct Recorded(Mutex<Vec<&'static str>>);
+pub(super) struct Recorded(pub(super) Mutex<Vec<&'static str>>);
 
 impl EventSink for Recorded {
     fn publish(&self, topic: &'static str, _event: &dyn MessageDyn) {
@@ -21,7 +21,7 @@ impl EventSink for Recorded {
     }
 }
 
-fn shim() -> (Arc<Shim>, Arc<Recorded>) {
+pub(super) fn shim() -> (Arc<Shim>, Arc<Recorded>) {
     let events = Arc::new(Recorded::default());
     let ctx = ShimContext {
         namespace: "ns".into(),
@@ -31,11 +31,11 @@ fn shim() -> (Arc<Shim>, Arc<Recorded>) {
     (Arc::new(Shim::new(ctx, Arc::new(Reaper::default()), events.clone())), events)
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(super) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
-fn io() -> IoPaths {
+pub(super) fn io() -> IoPaths {
     IoPaths { stdin: String::new(), stdout: String::new(), stderr: String::new(), terminal: false }
 }
 

@@ -1,13 +1,15 @@
 //! Mounts and namespaces: mount, bind flags, pivot_root, setns, unshare,
 //! device nodes, ownership, host and domain names.
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstatat, makedev, mknodat, Mode, SFlag};
+use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
 use super::cvt;
 
@@ -118,7 +120,7 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path) -> io::Result<OwnedF
 
 /// Creates the empty file `name` in directory `dir` if nothing is there
 /// (a symlink there is left alone, not followed).
-pub fn create_file_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match nix::fcntl::openat(Some(dir.as_raw_fd()), name, flags, Mode::from_bits_truncate(0o644)) {
         // A fresh fd, closed at once (an error closing it would change nothing).
@@ -126,5 +128,51 @@ pub fn create_file_at(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result
         Err(Errno::EEXIST) => {}
         Err(e) => return Err(e.into()),
     }
+    Ok(())
+}
+
+/// The node `name` (a device or fifo: `kind` is S_IFCHR, S_IFBLK or S_IFIFO)
+/// made in directory `dir` with exactly `perm` (the init's umask is 0).
+pub fn mknod_at(dir: BorrowedFd<'_>, name: &OsStr, kind: libc::mode_t, perm: u32, dev: (u64, u64)) -> io::Result<()> {
+    let perm = Mode::from_bits_retain((perm & 0o7777) as libc::mode_t);
+    mknodat(Some(dir.as_raw_fd()), name, SFlag::from_bits_retain(kind), perm, makedev(dev.0, dev.1))?;
+    Ok(())
+}
+
+/// `name` in `dir` given to (uid, gid); a symlink there is changed itself,
+/// never what it points to.
+pub fn chown_at(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    fchownat(Some(dir.as_raw_fd()), name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Removes `name` from `dir` unless it is a directory (or absent).
+pub fn remove_non_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    match fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(()),
+        Ok(_) => Ok(unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)?),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The symlink `name` -> `target` in `dir`; one already there is kept.
+pub fn symlink_at(dir: BorrowedFd<'_>, target: &str, name: &str) -> io::Result<()> {
+    match symlinkat(target, Some(dir.as_raw_fd()), name) {
+        Err(Errno::EEXIST) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+// LOOP_CLR_FD, from linux/loop.h (libc does not carry the loop ioctls).
+nix::ioctl_none_bad!(loop_clr_fd, 0x4C01);
+
+/// Detaches the loop device `dev` at its last close: one still mounted is
+/// only marked (the kernel's lazy detach, as `losetup -d` does), one nobody
+/// else holds goes when `dev` is closed.
+pub fn loop_clear_on_last_close(dev: &impl AsFd) -> io::Result<()> {
+    // SAFETY: LOOP_CLR_FD takes no argument and acts on the device behind
+    // an fd the caller keeps open for the call.
+    unsafe { loop_clr_fd(dev.as_fd().as_raw_fd()) }?;
     Ok(())
 }

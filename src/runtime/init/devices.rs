@@ -3,12 +3,9 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::AtFlags;
-use nix::sys::stat::{fstatat, makedev, mknodat, Mode, SFlag};
-use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use libc::{MS_BIND, MS_RDONLY, MS_REC, MS_REMOUNT};
@@ -37,7 +34,7 @@ impl<'a> InRoot<'a> {
     /// The directory `path` of the rootfs, made (0755, as runc) if missing.
     fn dir(root: BorrowedFd<'a>, rootfs: &Path, path: &Path) -> Result<InRoot<'a>, InitError> {
         let resolved = super::rootfs::resolve_in_root(rootfs, path)?;
-        let rel = Path::new("/").join(resolved.strip_prefix(rootfs).unwrap_or(&resolved));
+        let rel = super::rootfs::as_in_root(rootfs, &resolved);
         let fd = sys::mkdir_all_in_root(root, &rel).map_err(step(format!("mkdir {}", path.display())))?;
         Ok(InRoot { root, rel, fd })
     }
@@ -51,22 +48,13 @@ impl<'a> InRoot<'a> {
 
     /// `name` removed if the image shipped something there (but a directory).
     fn clear(&self, name: &OsStr) -> Result<(), InitError> {
-        let fd = Some(self.fd.as_raw_fd());
-        let shown = || format!("replace {}", self.rel.join(name).display());
-        match fstatat(fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Ok(()),
-            Ok(_) => unlinkat(fd, name, UnlinkatFlags::NoRemoveDir).map_err(io::Error::from).map_err(step(shown())),
-            Err(_) => Ok(()),
-        }
+        sys::remove_non_dir_at(self.fd.as_fd(), name)
+            .map_err(step(format!("replace {}", self.rel.join(name).display())))
     }
 
     fn link(&self, target: &str, name: &str) -> Result<(), InitError> {
-        match symlinkat(target, Some(self.fd.as_raw_fd()), name) {
-            Err(nix::errno::Errno::EEXIST) => Ok(()),
-            r => r
-                .map_err(io::Error::from)
-                .map_err(step(format!("symlink {} -> {target}", self.rel.join(name).display()))),
-        }
+        sys::symlink_at(self.fd.as_fd(), target, name)
+            .map_err(step(format!("symlink {} -> {target}", self.rel.join(name).display())))
     }
 
     fn exists(&self, rel: &str) -> bool {
@@ -145,17 +133,10 @@ fn make_node(
 ) -> Result<(), InitError> {
     let shown = dir.rel.join(name);
     let shown = shown.display();
-    let fd = Some(dir.fd.as_raw_fd());
     // A node shipped in the image may be anything; replace it with the real one.
     dir.clear(name)?;
-    let perm = Mode::from_bits_retain((mode & 0o7777) as libc::mode_t);
-    mknodat(fd, name, SFlag::from_bits_retain(kind), perm, makedev(major, minor))
-        .map_err(io::Error::from)
-        .map_err(step(format!("mknod {shown}")))?;
-    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-    fchownat(fd, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(io::Error::from)
-        .map_err(step(format!("chown {shown}")))
+    sys::mknod_at(dir.fd.as_fd(), name, kind, mode, (major, minor)).map_err(step(format!("mknod {shown}")))?;
+    sys::chown_at(dir.fd.as_fd(), name, uid, gid).map_err(step(format!("chown {shown}")))
 }
 
 /// The host's device `host` bind-mounted at `name` in `dir` (an empty file

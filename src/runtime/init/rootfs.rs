@@ -48,6 +48,12 @@ pub fn resolve_in_root(root: &Path, unsafe_path: &Path) -> Result<PathBuf, InitE
     Ok(done.iter().fold(root.to_path_buf(), |p, c| p.join(c)))
 }
 
+/// A path `resolve_in_root` returned, as seen from inside the rootfs: what
+/// the *_in_root calls open under the rootfs's fd.
+pub fn as_in_root(rootfs: &Path, resolved: &Path) -> PathBuf {
+    Path::new("/").join(resolved.strip_prefix(rootfs).unwrap_or(resolved))
+}
+
 fn components(p: &Path) -> Vec<OsString> {
     p.components()
         .filter_map(|c| match c {
@@ -159,7 +165,7 @@ fn mount_one(root: &fs::File, rootfs: &Path, m: &Mount) -> Result<(), InitError>
     let shown = m.destination().display();
     // What the destination resolved to (no symlink left in it, unless one
     // was swapped in since), made and opened through the rootfs's fd.
-    let rel = Path::new("/").join(dest.strip_prefix(rootfs).unwrap_or(&dest));
+    let rel = as_in_root(rootfs, &dest);
     let root = root.as_fd();
     let in_root = |e: std::io::Error| InitError::Msg(format!("mount {shown}: {e}"));
     let typ = m.typ().as_deref().unwrap_or("none");
