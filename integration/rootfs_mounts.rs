@@ -1,7 +1,8 @@
 //! The rootfs mounts of Create (what the snapshotter returned), beyond the
-//! overlay every `ctr run` test mounts: an image file with containerd's
-//! `loop` option, as the blockfile and erofs snapshotters return, driven
-//! straight through the shim (containerd 1.6 has neither snapshotter).
+//! one-layer overlay every `ctr run` test mounts: an image file with
+//! containerd's `loop` option, as the blockfile and erofs snapshotters
+//! return (containerd 1.6 has neither), and an overlay of more layers than
+//! one page of mount options can name; driven straight through the shim.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -112,6 +113,54 @@ fn a_bad_loop_source_fails_create_naming_it_and_attaches_nothing() {
     });
     assert_eq!(loop_devices_left(&junk), Vec::<String>::new(), "a loop device outlived the failed mount");
     assert!(!is_mounted(&b.join("rootfs")));
+}
+
+/// An image of 80 layers under containerd's overlay snapshotter's paths:
+/// the lowerdir option alone is ~7 KB, past the one page mount(2) takes.
+/// The container sees the bottom layer (the busybox tree) and the top one.
+#[test]
+fn an_overlay_of_more_layers_than_one_page_of_options_names_is_mounted() {
+    let id = "many-layers";
+    let layers = 80;
+    let home = work_dir().join("many-layers");
+    let _ = std::fs::remove_dir_all(&home);
+    let snapshots = home.join("io.containerd.snapshotter.v1.overlayfs/snapshots");
+    std::fs::create_dir_all(snapshots.join("0")).expect("snapshots");
+    std::fs::rename(rootfs(id), snapshots.join("0/fs")).expect("bottom layer");
+    for i in 1..layers {
+        std::fs::create_dir_all(snapshots.join(format!("{i}/fs"))).expect("layer");
+        std::fs::write(snapshots.join(format!("{i}/fs/layer-{i}")), "").expect("layer file");
+    }
+    for d in ["upper/fs", "upper/work"] {
+        std::fs::create_dir_all(snapshots.join(d)).expect("upper");
+    }
+    let lower: Vec<String> =
+        (0..layers).rev().map(|i| snapshots.join(format!("{i}/fs")).display().to_string()).collect();
+    let lowerdir = format!("lowerdir={}", lower.join(":"));
+    assert!(lowerdir.len() > 4096, "{} bytes: not past a page", lowerdir.len());
+    let b = loop_bundle(id, &["sh", "-c", "test -f /layer-1 && test -f /layer-79 && test -x /bin/busybox && exit 7"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let mut req = create_request(id, &b);
+        req.rootfs = vec![Mount {
+            type_: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                lowerdir,
+                format!("upperdir={}", snapshots.join("upper/fs").display()),
+                format!("workdir={}", snapshots.join("upper/work").display()),
+            ],
+            ..Default::default()
+        }];
+        let shim = create_started_with(&c, req).await;
+        let status = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        assert_eq!(status.exit_status, 7, "the rootfs is the 80 layers merged");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    assert!(!is_mounted(&b.join("rootfs")));
+    std::fs::remove_dir_all(&home).expect("remove the layers");
 }
 
 fn is_mounted(path: &Path) -> bool {
