@@ -3,8 +3,9 @@
 //! of the handshake channel. The double gives a real unprivileged child
 //! (`sleep`) and plays the init's end of the channel itself; the reaper's
 //! side is the oneshot the test completes when the child is reaped. What
-//! runs is the verbs' own ordering: TaskStart before TaskExit before
-//! TaskDelete, Kill while a Start waits, the codes a misuse is answered.
+//! runs is the verbs' own ordering: TaskStart before TaskOOM before TaskExit
+//! before TaskDelete, Kill while a Start waits, the codes a misuse is
+//! answered.
 
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -62,6 +63,11 @@ fn status_signal(status: &std::process::ExitStatus) -> u32 {
 /// Serves container `id` with a double as its init, Ready as after Create
 /// (TaskCreate is Create's, which needs root, so it is not among the events).
 fn serve(s: &Arc<Shim>, id: &str) -> Double {
+    serve_watched(s, id, None)
+}
+
+/// As `serve`, with the container's OOM watch.
+fn serve_watched(s: &Arc<Shim>, id: &str, oom: Option<oom::Oom>) -> Double {
     let child = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
     let pid = child.id() as i32;
     let pidfd = sys::pidfd_open(pid).expect("pidfd_open");
@@ -72,6 +78,7 @@ fn serve(s: &Arc<Shim>, id: &str) -> Double {
     let io = io();
     let p = Process::new(spawned, Phase::Ready, io, Relays::default(), Default::default(), false);
     let (reaped, rx) = oneshot::channel();
+    let watch = oom.as_ref().map(|o| o.watch.clone());
     let dir = std::env::temp_dir().join(format!("myshim-unit-{}-{id}", std::process::id()));
     let c = Arc::new(Container {
         id: id.into(),
@@ -85,9 +92,9 @@ fn serve(s: &Arc<Shim>, id: &str) -> Double {
         rootfs_mount: None,
         state_dir: dir,
         confinement: Confinement { seccomp: None, personality: None, agent_spec: None },
-        oom: None,
+        oom,
     });
-    s.publish_exit_on(&p, rx, (id, ""), None, None);
+    s.publish_exit_on(&p, rx, (id, ""), watch, None);
     s.containers.lock().expect("registry").insert(id.into(), c);
     Double { child, init: InitEnd(init), reaped }
 }
@@ -180,5 +187,39 @@ fn misuse_of_a_live_container_is_answered_with_its_code() {
     assert_eq!(
         topics_of(&events),
         [topics::TASK_START_EVENT_TOPIC, topics::TASK_EXIT_EVENT_TOPIC, topics::TASK_DELETE_EVENT_TOPIC]
+    );
+}
+
+/// The OOM killer takes the init: the kill counter moves before the exit
+/// reaches the shim, and TaskOOM is published before TaskExit. The watch's
+/// fd here never fires (an eventfd nobody signals), so the TaskOOM can only
+/// come from the exit path reading the counter itself before TaskExit, as
+/// it must when the exit overtakes the watch's wake-up.
+#[test]
+fn an_oom_killed_init_has_its_task_oom_before_its_task_exit() {
+    let (s, events) = shim();
+    let counter = std::env::temp_dir().join(format!("myshim-unit-oom-{}", std::process::id()));
+    std::fs::write(&counter, "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").expect("counter");
+    rt().block_on(async {
+        let source = crate::cgroups::OomSource { fd: sys::eventfd().expect("eventfd"), counter: counter.clone() };
+        let oom = oom::Oom::start(source, s.events.clone(), "c1").expect("watch");
+        let d = serve_watched(&s, "c1", Some(oom));
+        let ended = d.run_when_started();
+        s.start("c1", "").await.expect("start");
+        std::fs::write(&counter, "oom_kill_disable 0\nunder_oom 1\noom_kill 1\n").expect("the kill counted");
+        s.kill("c1", "", libc::SIGKILL as u32, false).await.expect("the kill itself");
+        assert_eq!(s.wait("c1", "").await.expect("wait").code, 137);
+        ended.join().expect("double");
+        s.delete("c1", "").await.expect("delete");
+    });
+    let _ = std::fs::remove_file(&counter);
+    assert_eq!(
+        topics_of(&events),
+        [
+            topics::TASK_START_EVENT_TOPIC,
+            topics::TASK_OOM_EVENT_TOPIC,
+            topics::TASK_EXIT_EVENT_TOPIC,
+            topics::TASK_DELETE_EVENT_TOPIC
+        ]
     );
 }
