@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use containerd_shim_protos::api::{DeleteRequest, KillRequest, StartRequest, StateRequest, WaitRequest};
-use containerd_shim_protos::ttrpc::context;
+use containerd_shim_protos::ttrpc::{context, Code};
 
 use crate::direct::*;
 use crate::harness::*;
@@ -69,9 +69,11 @@ fn a_logger_that_is_never_ready_stalls_no_other_container_of_its_shim() {
 
 /// A Start that waits on an exec that does not answer (stopped before its
 /// exec) holds the exec's handshake; State and Kill of that very exec still
-/// answer at once, and the Kill ends the Start. Guard: the lifecycle is read
-/// and moved under a lock never held across an await (`Process::life`);
-/// when Start held the one lock through its handshake, both waited for it.
+/// answer at once (Kill with FAILED_PRECONDITION: the exec is not running
+/// until its program runs, as the runc shim's has no pid until then), and
+/// Delete of the exec ends the Start. Guard: the lifecycle is read and moved
+/// under a lock never held across an await (`Process::life`); when Start
+/// held the one lock through its handshake, all of them waited for it.
 #[test]
 fn state_and_kill_answer_while_a_start_waits_on_its_exec() {
     let id = "stall-start";
@@ -94,13 +96,14 @@ fn state_and_kill_answer_while_a_start_waits_on_its_exec() {
         let t = Instant::now();
         c.state(ctx(), &state).await.expect("State while Start waits");
         let kill = KillRequest { id: id.into(), exec_id: "e1".into(), signal: 9, ..Default::default() };
-        c.kill(ctx(), &kill).await.expect("Kill while Start waits");
-        let took = t.elapsed();
-        eprintln!("State and Kill beside the held Start: {took:?}");
-        assert!(took < AT_ONCE, "State and Kill waited {took:?} behind the exec's Start");
-        assert!(held.await.expect("join").is_err(), "the Start of a killed exec succeeded");
+        let what = "Kill of an exec whose program has not run";
+        expect_code(c.kill(ctx(), &kill).await, Code::FAILED_PRECONDITION, what);
         let del = DeleteRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
-        c.delete(ctx(), &del).await.expect("Delete exec");
+        c.delete(ctx(), &del).await.expect("Delete exec while Start waits");
+        let took = t.elapsed();
+        eprintln!("State, Kill and Delete beside the held Start: {took:?}");
+        assert!(took < AT_ONCE, "State, Kill or Delete waited {took:?} behind the exec's Start");
+        assert!(held.await.expect("join").is_err(), "the Start of a deleted exec succeeded");
         kill_delete_shutdown(&c, id, shim).await;
     });
     assert_no_leftovers(id);

@@ -46,23 +46,22 @@ impl Lifecycle {
         self.exit
     }
 
-    /// Created -> Running. The caller holds the container lock from here until
-    /// TaskStart is queued, so the exit of a fast process is handled after.
-    pub fn start(&mut self) -> Result<(), Illegal> {
+    /// Whether a Start may begin: only a Created process starts.
+    pub fn may_start(&self) -> Result<(), Illegal> {
         match self.status {
-            Status::Created => {
-                self.status = Status::Running;
-                Ok(())
-            }
+            Status::Created => Ok(()),
             from => Err(Illegal { action: "start", from }),
         }
     }
 
-    /// Running -> Created: Start failed before the program ran.
-    pub fn start_failed(&mut self) {
-        if self.status == Status::Running {
-            self.status = Status::Created;
-        }
+    /// Created -> Running, once the program runs: until then the process is
+    /// Created to every other verb (an exec cannot be killed, as the runc
+    /// shim's has no pid before its Start returns), and a Start that fails
+    /// leaves it so.
+    pub fn start(&mut self) -> Result<(), Illegal> {
+        self.may_start()?;
+        self.status = Status::Running;
+        Ok(())
     }
 
     /// Running -> Paused (the freezer holds every process of the container).
@@ -139,10 +138,9 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_start_leaves_it_created_and_killable() {
+    fn a_start_that_never_ran_leaves_it_created_and_killable() {
         let mut l = Lifecycle::default();
-        l.start().expect("start");
-        l.start_failed();
+        l.may_start().expect("a Created process may start");
         assert_eq!(l.status(), Status::Created);
         assert!(l.signalable());
         assert!(l.exited(exit(0)));
@@ -163,6 +161,7 @@ mod tests {
         let mut l = Lifecycle::default();
         assert!(l.exited(exit(137)));
         assert_eq!(l.start(), Err(Illegal { action: "start", from: Status::Stopped }));
+        assert_eq!(l.may_start(), Err(Illegal { action: "start", from: Status::Stopped }));
     }
 
     #[test]

@@ -171,10 +171,10 @@ impl Process {
 
     /// Lets the process exec. `on_started` runs with the order lock still
     /// held, so whatever it queues (TaskStart) precedes whatever the exit
-    /// queues.
+    /// queues. The process is Running only once its program runs.
     pub async fn start(&self, on_started: impl FnOnce()) -> Result<(), StepError> {
         let mut order = self.order.lock().await;
-        self.life().start()?;
+        self.life().may_start()?;
         let Some((mut chan, phase)) = order.take() else {
             return Err(StepError::Failed("the process is gone".into()));
         };
@@ -191,6 +191,9 @@ impl Process {
         .await;
         match result {
             Ok(_) => {
+                // The exit's handling waits on the order lock: nothing
+                // moved the process out of Created meanwhile.
+                self.life().start()?;
                 on_started();
                 Ok(())
             }
@@ -198,7 +201,6 @@ impl Process {
                 // It never ran its program: Created still (as the runc
                 // shim's exec stays). It reports and exits; its exit is
                 // handled as any other.
-                self.life().start_failed();
                 let _ = sys::pidfd_send_signal(self.pidfd.as_raw_fd(), libc::SIGKILL);
                 Err(StepError::Failed(e))
             }

@@ -37,10 +37,16 @@ impl Double {
     fn run_when_started(mut self) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
             assert!(matches!(self.init.recv(), Ok(Some(ToInit::Start))), "the init is told to start");
-            drop(self.init);
-            let status = self.child.wait().expect("reap the child");
-            let _ = self.reaped.send(status.code().map_or_else(|| 128 + status_signal(&status), |c| c as u32));
+            self.exec_then_exit();
         })
+    }
+
+    /// What follows a Start that was read: the exec (its end of the channel
+    /// closes), then the reaper's report of the child's exit.
+    fn exec_then_exit(mut self) {
+        drop(self.init);
+        let status = self.child.wait().expect("reap the child");
+        let _ = self.reaped.send(status.code().map_or_else(|| 128 + status_signal(&status), |c| c as u32));
     }
 
     /// The process ends as a real init's would: once the child is dead its
@@ -66,8 +72,9 @@ fn serve(s: &Arc<Shim>, id: &str) -> Double {
     serve_watched(s, id, None)
 }
 
-/// As `serve`, with the container's OOM watch.
-fn serve_watched(s: &Arc<Shim>, id: &str, oom: Option<oom::Oom>) -> Double {
+/// A double's process as Create or Exec leaves it (Ready), and the
+/// receiver of its exit.
+fn spawn_double(is_exec: bool) -> (Double, Arc<Process>, oneshot::Receiver<u32>) {
     let child = Command::new("sleep").arg("30").spawn().expect("spawn sleep");
     let pid = child.id() as i32;
     let pidfd = sys::pidfd_open(pid).expect("pidfd_open");
@@ -75,9 +82,14 @@ fn serve_watched(s: &Arc<Shim>, id: &str, oom: Option<oom::Oom>) -> Double {
     parent.set_nonblocking(true).expect("nonblocking");
     let chan = ParentEnd(tokio::net::UnixStream::from_std(parent).expect("tokio stream"));
     let spawned = Spawned { pid, pidfd, chan };
-    let io = io();
-    let p = Process::new(spawned, Phase::Ready, io, Relays::default(), Default::default(), false);
+    let p = Process::new(spawned, Phase::Ready, io(), Relays::default(), Default::default(), is_exec);
     let (reaped, rx) = oneshot::channel();
+    (Double { child, init: InitEnd(init), reaped }, p, rx)
+}
+
+/// As `serve`, with the container's OOM watch.
+fn serve_watched(s: &Arc<Shim>, id: &str, oom: Option<oom::Oom>) -> Double {
+    let (double, p, rx) = spawn_double(false);
     let watch = oom.as_ref().map(|o| o.watch.clone());
     let dir = std::env::temp_dir().join(format!("myshim-unit-{}-{id}", std::process::id()));
     let c = Arc::new(Container {
@@ -96,7 +108,17 @@ fn serve_watched(s: &Arc<Shim>, id: &str, oom: Option<oom::Oom>) -> Double {
     });
     s.publish_exit_on(&p, rx, (id, ""), watch, None);
     s.containers.lock().expect("registry").insert(id.into(), c);
-    Double { child, init: InitEnd(init), reaped }
+    double
+}
+
+/// Adds exec `exec_id` to container `id`, a double as its process, Ready
+/// as after Exec.
+fn serve_exec(s: &Arc<Shim>, id: &str, exec_id: &str) -> Double {
+    let (double, p, rx) = spawn_double(true);
+    s.publish_exit_on(&p, rx, (id, exec_id), None, None);
+    let c = s.containers.lock().expect("registry").get(id).cloned().expect("the container");
+    c.execs.lock().expect("execs").insert(exec_id.into(), p);
+    double
 }
 
 fn topics_of(events: &super::tests::Recorded) -> Vec<&'static str> {
@@ -218,6 +240,54 @@ fn an_oom_killed_init_has_its_task_oom_before_its_task_exit() {
         [
             topics::TASK_START_EVENT_TOPIC,
             topics::TASK_OOM_EVENT_TOPIC,
+            topics::TASK_EXIT_EVENT_TOPIC,
+            topics::TASK_DELETE_EVENT_TOPIC
+        ]
+    );
+}
+
+/// An exec is Created until its program runs: a Kill while its Start waits
+/// for the answer is refused (FAILED_PRECONDITION, as the runc shim's exec
+/// has no pid until then) instead of ending it before its program ran; once
+/// Start has returned the Kill reaches it.
+#[test]
+fn an_exec_is_not_killed_while_its_start_waits_for_it() {
+    let (s, events) = shim();
+    rt().block_on(async {
+        let init = serve(&s, "c1").run_when_started();
+        s.start("c1", "").await.expect("start the init");
+        let mut d = serve_exec(&s, "c1", "e1");
+        let (told, asked) = std::sync::mpsc::channel();
+        let (go, going) = std::sync::mpsc::channel::<()>();
+        let exec = std::thread::spawn(move || {
+            assert!(matches!(d.init.recv(), Ok(Some(ToInit::Start))), "the exec is told to start");
+            told.send(()).expect("tell");
+            going.recv().expect("go");
+            d.exec_then_exit();
+        });
+        let starting = tokio::spawn({
+            let s = s.clone();
+            async move { s.start("c1", "e1").await }
+        });
+        tokio::task::spawn_blocking(move || asked.recv()).await.expect("join").expect("Start reached the exec");
+        let e = s.kill("c1", "e1", libc::SIGHUP as u32, false).await.expect_err("a Kill before the program runs");
+        assert_eq!(e.code(), Code::FAILED_PRECONDITION, "{e}");
+        go.send(()).expect("go");
+        starting.await.expect("start task").expect("the exec started");
+        s.kill("c1", "e1", libc::SIGHUP as u32, false).await.expect("a Kill once it runs");
+        assert_eq!(s.wait("c1", "e1").await.expect("wait").code, 128 + libc::SIGHUP as u32);
+        exec.join().expect("exec double");
+        s.kill("c1", "", libc::SIGKILL as u32, false).await.expect("kill the init");
+        s.wait("c1", "").await.expect("wait");
+        init.join().expect("init double");
+        s.delete("c1", "").await.expect("delete");
+    });
+    assert_eq!(
+        topics_of(&events),
+        [
+            topics::TASK_START_EVENT_TOPIC,
+            topics::TASK_EXEC_STARTED_EVENT_TOPIC,
+            topics::TASK_EXIT_EVENT_TOPIC,
             topics::TASK_EXIT_EVENT_TOPIC,
             topics::TASK_DELETE_EVENT_TOPIC
         ]
