@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 /// Topics `ctr events` shows for `id` while `act` runs, until `last` shows.
-fn topics_during(id: &str, last: &str, act: impl FnOnce()) -> Vec<String> {
+pub fn topics_during(id: &str, last: &str, act: impl FnOnce()) -> Vec<String> {
     let mut events = ctr_spawn(&["events"]);
     let stdout = events.stdout.take().expect("events stdout");
     let (tx, rx) = std::sync::mpsc::channel();

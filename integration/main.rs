@@ -8,6 +8,7 @@ mod bootstrap;
 mod cgroup_ownership;
 mod cgroup_v2;
 mod check_cli;
+mod checkpoint;
 mod confinement_vs_runc;
 mod direct;
 mod events;

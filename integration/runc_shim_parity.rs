@@ -255,3 +255,53 @@ fn the_shim_moves_into_the_shim_cgroup_its_options_name() {
     });
     assert_no_leftovers(id);
 }
+
+/// Every container process leads a session and a process group of its own
+/// (runc's nsexec calls setsid for the init and each exec), without a
+/// terminal too: CRIU refuses a tree whose session leader is outside its
+/// pid namespace, and a group signal to it reaches none of the shim's.
+#[test]
+fn every_container_process_leads_its_own_session_as_with_runc() {
+    // pid, process group and session of the shell that prints them.
+    let probe = ["sh", "-c", "cut -d' ' -f1,5,6 /proc/$$/stat; sleep 0.3"];
+    for (runtime, id) in [(RUNTIME, "parity-sid"), ("io.containerd.runc.v2", "parity-sid-runc")] {
+        let run = ctr(&["run", "-d", "--runtime", runtime, &image(), id, "sleep", "1000"]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        wait_status(id, "RUNNING");
+        let pid = task_pid(id);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let f: Vec<&str> = stat.rsplit_once(") ").expect("stat").1.split(' ').collect();
+        assert_eq!((f[2], f[3]), (pid.to_string().as_str(), pid.to_string().as_str()), "{runtime}: the init's");
+        let exec = ctr(&[&["task", "exec", "--exec-id", "sid", id][..], &probe[..]].concat());
+        assert!(exec.status.success(), "{runtime}: {}", text(&exec.stderr));
+        let out = text(&exec.stdout);
+        let ids: Vec<&str> = out.split_whitespace().collect();
+        assert!(ids.len() == 3 && ids.iter().all(|i| *i == ids[0]), "{runtime}: the exec's: {out}");
+        remove(id);
+    }
+    assert_no_leftovers("parity-sid");
+}
+
+/// A container with no stdio (`--null-io`) has its own /dev/null at fds
+/// 0-2, not the shim's (runc's init reopens it): the fd's mount is one of
+/// the container's, as CRIU needs to dump it.
+#[test]
+fn a_container_without_stdio_holds_its_own_dev_null_as_with_runc() {
+    for (runtime, id) in [(RUNTIME, "parity-null"), ("io.containerd.runc.v2", "parity-null-runc")] {
+        let run = ctr(&["run", "-d", "--null-io", "--runtime", runtime, &image(), id, "sleep", "1000"]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        wait_status(id, "RUNNING");
+        let pid = task_pid(id);
+        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+        let ids: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').next()).collect();
+        for fd in 0..3 {
+            let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).expect("fd link");
+            assert_eq!(link, std::path::Path::new("/dev/null"), "{runtime}: fd {fd}");
+            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).expect("fdinfo");
+            let mnt = info.lines().find_map(|l| l.strip_prefix("mnt_id:")).expect("mnt_id").trim();
+            assert!(ids.contains(&mnt), "{runtime}: fd {fd} is on mount {mnt}, not one of the container's");
+        }
+        remove(id);
+    }
+    assert_no_leftovers("parity-null");
+}

@@ -12,8 +12,6 @@ pub enum TaskError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
-    Unimplemented(String),
-    #[error("{0}")]
     Internal(String),
 }
 
@@ -33,7 +31,6 @@ impl TaskError {
             TaskError::AlreadyExists(_) => containerd_shim_protos::ttrpc::Code::ALREADY_EXISTS,
             TaskError::FailedPrecondition(_) => containerd_shim_protos::ttrpc::Code::FAILED_PRECONDITION,
             TaskError::InvalidArgument(_) => containerd_shim_protos::ttrpc::Code::INVALID_ARGUMENT,
-            TaskError::Unimplemented(_) => containerd_shim_protos::ttrpc::Code::UNIMPLEMENTED,
             TaskError::Internal(_) => containerd_shim_protos::ttrpc::Code::INTERNAL,
         }
     }
@@ -62,7 +59,6 @@ mod tests {
             (TaskError::AlreadyExists(String::new()), containerd_shim_protos::ttrpc::Code::ALREADY_EXISTS),
             (TaskError::FailedPrecondition(String::new()), containerd_shim_protos::ttrpc::Code::FAILED_PRECONDITION),
             (TaskError::invalid("create", "c", "s", "x"), containerd_shim_protos::ttrpc::Code::INVALID_ARGUMENT),
-            (TaskError::Unimplemented(String::new()), containerd_shim_protos::ttrpc::Code::UNIMPLEMENTED),
         ];
         for (e, code) in cases {
             assert_eq!(e.code(), code);

@@ -5,7 +5,7 @@
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
-use containerd_shim_protos::shim::oci::Options as RuncOptions;
+use containerd_shim_protos::shim::oci::{CheckpointOptions, Options as RuncOptions};
 
 const RUNC_V1: &str = "containerd.runc.v1.Options";
 const RUNC_LEGACY: &str = "containerd.linux.runc.CreateOptions";
@@ -49,6 +49,35 @@ pub fn parse(options: Option<&Any>) -> Result<ShimOptions, String> {
         other => log::warn!("ignoring runtime options of unknown type {other}"),
     }
     Ok(ShimOptions::default())
+}
+
+const CHECKPOINT_V1: &str = "containerd.runc.v1.CheckpointOptions";
+const CHECKPOINT_LEGACY: &str = "containerd.linux.runc.CheckpointOptions";
+
+/// The options of a Checkpoint. containerd's client sends runc's types to
+/// every runtime (`container.Checkpoint` the v1 one, `WithCheckpointImagePath`
+/// the legacy one); none at all means CRIU's defaults and the container left
+/// running. The legacy type is the v1 one with image_path (8) and work_path
+/// (9) swapped. Unlike a Create's, these options say what to do: a type we
+/// cannot read is refused, not ignored.
+pub fn checkpoint(options: Option<&Any>) -> Result<CheckpointOptions, String> {
+    let Some(any) = options.filter(|a| !a.type_url.is_empty()) else {
+        return Ok(CheckpointOptions::default());
+    };
+    let name = type_name(&any.type_url);
+    let parsed = |bytes| CheckpointOptions::parse_from_bytes(bytes).map_err(|e| format!("{name}: {e}"));
+    match name {
+        CHECKPOINT_V1 => parsed(&any.value),
+        CHECKPOINT_LEGACY => {
+            let mut o = parsed(&any.value)?;
+            std::mem::swap(&mut o.image_path, &mut o.work_path);
+            Ok(o)
+        }
+        _ => Err(format!(
+            "checkpoint options of unknown type {} (known: {CHECKPOINT_V1}, {CHECKPOINT_LEGACY})",
+            any.type_url
+        )),
+    }
 }
 
 fn from_runtime_options(value: &[u8]) -> Result<ShimOptions, String> {
@@ -174,6 +203,34 @@ mod tests {
         let e = parse(Some(&any(CRI, [pb(2, "/no/such/myshim.json")].concat()))).unwrap_err();
         assert!(e.contains("config_path /no/such/myshim.json: No such file"), "{e}");
         assert!(parse(Some(&any(CRI, vec![0x0f]))).unwrap_err().contains("not a protobuf message"));
+    }
+
+    #[test]
+    fn checkpoint_options_of_either_runc_type_are_read() {
+        let v1 = CheckpointOptions {
+            exit: true,
+            file_locks: true,
+            image_path: "/img".into(),
+            work_path: "/work".into(),
+            ..Default::default()
+        };
+        let bytes = v1.write_to_bytes().expect("encode");
+        let o = checkpoint(Some(&any("type.googleapis.com/containerd.runc.v1.CheckpointOptions", bytes.clone())))
+            .expect("v1");
+        assert!(o.exit && o.file_locks && !o.open_tcp);
+        assert_eq!((o.image_path.as_str(), o.work_path.as_str()), ("/img", "/work"));
+        // The same bytes as the legacy type: 8 is its work path, 9 its image path.
+        let o = checkpoint(Some(&any(CHECKPOINT_LEGACY, bytes))).expect("legacy");
+        assert_eq!((o.image_path.as_str(), o.work_path.as_str()), ("/work", "/img"));
+        assert_eq!(checkpoint(None), Ok(CheckpointOptions::default()));
+    }
+
+    #[test]
+    fn checkpoint_options_that_cannot_be_read_are_refused() {
+        let e = checkpoint(Some(&any("example.com/Other", vec![]))).unwrap_err();
+        assert!(e.starts_with("checkpoint options of unknown type example.com/Other"), "{e}");
+        let e = checkpoint(Some(&any(CHECKPOINT_V1, vec![0xff, 0xff, 0xff]))).unwrap_err();
+        assert!(e.starts_with("containerd.runc.v1.CheckpointOptions: "), "{e}");
     }
 
     /// A config_path naming a device or a fifo: refused, neither read

@@ -1,7 +1,6 @@
 //! containerd's Task API v2 over ttrpc: protocol only. Each RPC unpacks its
 //! request, calls the container layer, packs the answer; errors become ttrpc
-//! statuses here and nowhere else. RPCs this shim does not offer yet answer
-//! Unimplemented, never a panic.
+//! statuses here and nowhere else.
 
 use std::sync::Arc;
 
@@ -27,10 +26,6 @@ type R<T> = containerd_shim_protos::ttrpc::Result<T>;
 fn fail<T>(e: TaskError) -> R<T> {
     log::debug!("rpc error: {e}");
     Err(e.into())
-}
-
-fn unimplemented<T>(what: &str) -> R<T> {
-    fail(TaskError::Unimplemented(format!("{what} is not implemented by myshim yet")))
 }
 
 fn proto_status(s: Status) -> ProtoStatus {
@@ -188,9 +183,15 @@ impl Task for TaskService {
         }
     }
 
-    async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> R<Empty> {
-        self.shim.touch();
-        unimplemented("Checkpoint")
+    async fn checkpoint(&self, _: &TtrpcContext, req: api::CheckpointTaskRequest) -> R<Empty> {
+        let options = match options::checkpoint(req.options.as_ref()) {
+            Ok(o) => o,
+            Err(e) => return fail(TaskError::invalid("checkpoint", &req.id, "options", e)),
+        };
+        match self.shim.checkpoint(&req.id, &req.path, options).await {
+            Ok(()) => Ok(Empty::new()),
+            Err(e) => fail(e),
+        }
     }
 
     async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> R<Empty> {

@@ -271,6 +271,15 @@ impl Cgroup {
     /// Creates the cgroup, moves `pid` in and applies the limits.
     pub fn enter(&self, pid: i32, resources: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let m = self.manager()?;
+        if let Some(parent) = self.v2_dir().parent().filter(|_| self.systemd.is_none() && !v1_host()) {
+            // libcgroups' v2 manager makes each missing directory with
+            // mkdir(2) and fails on EEXIST: two Creates making the same
+            // parent (a namespace's first containers) raced. The parents
+            // are made here, where one that exists is no error; libcgroups
+            // still enables the controllers in each, and makes the leaf
+            // (one it finds made, it only joins).
+            std::fs::create_dir_all(parent).map_err(|e| self.err("make the parent directories", e))?;
+        }
         m.add_task(Pid::from_raw(pid)).map_err(|e| self.err("add process", e))?;
         self.apply(m, resources)
     }
@@ -308,6 +317,16 @@ impl Cgroup {
         let stats = self.manager()?.stats().map_err(|e| self.err("stats", e))?;
         let events = read::flat(&self.v2_dir().join("memory.events")).map_err(|e| self.err("stats", e))?;
         Ok(CgroupStats::V2(stats, events))
+    }
+
+    /// The directory whose freezer holds every process of the cgroup (CRIU
+    /// freezes the tree through it): v1's freezer hierarchy, or the v2 dir.
+    pub fn freezer_dir(&self) -> Result<PathBuf, CgroupError> {
+        if v1_host() {
+            self.v1_dir("freezer", "find the freezer")
+        } else {
+            Ok(self.v2_dir())
+        }
     }
 
     /// Freezes (or thaws) every process in the cgroup: v1 freezer.state,

@@ -2,6 +2,7 @@
 //! verb reads guard -> act -> persist -> events; OS work goes through the
 //! runtime, cgroups, stdio and state modules.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod exec;

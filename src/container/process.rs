@@ -234,6 +234,22 @@ impl Process {
         Ok(())
     }
 
+    /// Runs `step` under the order lock if the process is Running or Paused
+    /// (Checkpoint): an exit the step causes is handled after it, so what the
+    /// step publishes comes first, and a Pause or Resume waits for it.
+    pub async fn while_live<T>(
+        &self,
+        action: &'static str,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T, Illegal> {
+        let _order = self.order.lock().await;
+        let from = self.life().status();
+        if !matches!(from, Status::Running | Status::Paused) {
+            return Err(Illegal { action, from });
+        }
+        Ok(step.await)
+    }
+
     /// Runs `thaw` if the process is Paused, after any Pause or Resume in
     /// progress (a thaw under a freeze still being made would be undone).
     pub async fn thaw_if_paused(

@@ -3,6 +3,7 @@
 //! of clone3 into the new namespaces; it does the rest itself (see `init`).
 
 pub mod channel;
+pub mod criu;
 mod exe;
 pub mod init;
 pub mod namespaces;

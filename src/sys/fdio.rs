@@ -24,6 +24,49 @@ pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Each of fds 0-2 that is a /dev/null (by its device number) made the
+/// /dev/null of the current root instead, as runc's init does: the shim's
+/// is a file on a mount the container does not have, which CRIU cannot
+/// dump. Best effort: a root without /dev/null keeps the fds it was given.
+pub fn reopen_dev_null() {
+    use nix::sys::stat::{fstat, SFlag};
+    let Ok(null) = std::fs::File::options().read(true).write(true).custom_flags(libc::O_CLOEXEC).open("/dev/null")
+    else {
+        return;
+    };
+    let Ok(ours) = fstat(null.as_raw_fd()) else {
+        return;
+    };
+    let is_char = |mode: libc::mode_t| SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    for fd in 0..3 {
+        let null_from_outside = fstat(fd).is_ok_and(|st| {
+            is_char(st.st_mode) && st.st_rdev == ours.st_rdev && (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino)
+        });
+        if null_from_outside {
+            let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// A connected SOCK_SEQPACKET pair, both ends close-on-exec and
+/// non-blocking (CRIU's RPC: one message per packet).
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    Ok(socketpair(AddressFamily::Unix, SockType::SeqPacket, None, flags)?)
+}
+
+/// The next packet whole, however long (its length peeked first); empty at
+/// the peer's close.
+pub fn recv_packet(fd: RawFd) -> io::Result<Vec<u8>> {
+    use nix::sys::socket::{recv, MsgFlags};
+    let len = recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
+    let mut buf = vec![0u8; len];
+    let n = recv(fd, &mut buf, MsgFlags::MSG_TRUNC)?;
+    buf.truncate(n.min(len));
+    Ok(buf)
+}
+
 /// O_NONBLOCK on (`on`) or off.
 pub fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     let mut flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);

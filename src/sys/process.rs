@@ -107,9 +107,8 @@ pub fn clone_exec(ns_flags: u64, plan: &ExecPlan) -> io::Result<(i32, OwnedFd)> 
 }
 
 /// A pidfd for `pid` (close-on-exec, as pidfds always are). The shim gets
-/// its children's from clone3; tests make their own. Raw, as every pidfd
-/// call here: nix has none.
-#[cfg(test)]
+/// its inits' from clone3; a child std spawned (criu) and tests need this.
+/// Raw, as every pidfd call here: nix has none.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: integer arguments; on success the result is a fresh fd that
     // nothing else owns, so the OwnedFd may close it.
@@ -246,6 +245,13 @@ pub fn fork_daemon() -> io::Result<Option<u32>> {
         }
         pid => Ok(Some(pid as u32)),
     }
+}
+
+/// setsid(2): a process that is no group leader (a fresh child) leads a new
+/// session and process group.
+pub fn new_session() -> io::Result<()> {
+    nix::unistd::setsid()?;
+    Ok(())
 }
 
 /// Spawns `cmd` inside the namespaces behind `join` ((nstype, fd), mount

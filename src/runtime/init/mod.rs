@@ -149,6 +149,12 @@ fn prepare(cfg: &InitConfig, chan: &mut InitEnd, target: Option<OwnedFd>) -> Res
         let (rows, cols) =
             cfg.process.console_size().as_ref().map_or((0, 0), |b| (b.height() as u16, b.width() as u16));
         sys::make_console(CONSOLE_FD, rows, cols).map_err(step("make the terminal"))?;
+    } else {
+        // A session of its own, as runc gives every container process:
+        // CRIU dumps no tree whose session leader is outside its pid
+        // namespace (the shim, else).
+        sys::new_session().map_err(step("start a session"))?;
+        sys::reopen_dev_null();
     }
     let conf = process::Confinement {
         seccomp: cfg.seccomp.as_ref(),

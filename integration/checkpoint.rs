@@ -1,0 +1,176 @@
+//! Issue 25, Checkpoint: a container's processes dumped through CRIU. The
+//! dumps (`criu_*`) need a kernel CRIU works on: they run in the VM stage
+//! (`criu check` fails on this machine's kernel, and the v1 stage skips them);
+//! the refusals need no CRIU and run everywhere.
+
+use std::path::Path;
+use std::time::Duration;
+
+use containerd_shim_protos::api::{CheckpointTaskRequest, DeleteRequest, StateRequest, WaitRequest};
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::shim::oci::CheckpointOptions;
+use containerd_shim_protos::ttrpc::Code;
+
+use crate::direct::*;
+use crate::harness::*;
+
+/// Counts five times a second into /tmp/n.
+const COUNTER: &str = "i=0; while :; do echo $i >/tmp/n; i=$((i+1)); sleep 0.2; done";
+
+fn options(o: &CheckpointOptions) -> Any {
+    Any {
+        type_url: "containerd.runc.v1.CheckpointOptions".into(),
+        value: o.write_to_bytes().expect("encode"),
+        ..Default::default()
+    }
+}
+
+/// The counter's last value, read through the init's root.
+fn count(pid: i32) -> u64 {
+    let n = std::fs::read_to_string(format!("/proc/{pid}/root/tmp/n")).unwrap_or_default();
+    n.trim().parse().unwrap_or(0)
+}
+
+fn counts_on(pid: i32) -> bool {
+    let before = count(pid);
+    std::thread::sleep(Duration::from_millis(800));
+    count(pid) > before
+}
+
+fn assert_criu() {
+    let v = std::process::Command::new("criu").arg("--version").output();
+    assert!(v.is_ok_and(|o| o.status.success()), "criu is not installed: the criu_ tests are for the VM stage");
+}
+
+/// `ctr containers checkpoint --task` (containerd's client: Pause,
+/// Checkpoint, Resume): the container runs on, counting, and the
+/// checkpoint is an image; TaskCheckpointed is published between the
+/// pause and the resume.
+#[test]
+fn criu_a_running_container_is_checkpointed_and_runs_on() {
+    assert_criu();
+    let id = "ck-running";
+    let ck = format!("{id}-image");
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", COUNTER]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    wait_status(id, "RUNNING");
+    let pid = task_pid(id);
+    assert!(counts_on(pid), "the counter never counted");
+    let topics = crate::events::topics_during(id, "/tasks/resumed", || {
+        let out = ctr(&["containers", "checkpoint", "--task", "--rw", id, &ck]);
+        assert!(out.status.success(), "checkpoint: {}", text(&out.stderr));
+    });
+    assert_eq!(topics, ["/tasks/paused", "/tasks/checkpointed", "/tasks/resumed"]);
+    wait_status(id, "RUNNING");
+    assert_eq!(task_pid(id), pid, "the same init runs on");
+    assert!(counts_on(pid), "the counter stopped after the checkpoint");
+    let images = text(&ctr(&["images", "ls", "-q"]).stdout);
+    assert!(images.lines().any(|l| l == ck), "no checkpoint image {ck}: {images}");
+    let _ = ctr(&["images", "rm", &ck]);
+    remove(id);
+    assert_no_leftovers(id);
+}
+
+/// Checkpoint with `exit` (straight through the shim: ctr sends options
+/// only to runc): the images are written where the request says, then the
+/// container is gone, its exit reported as a SIGKILL's.
+#[test]
+fn criu_a_checkpoint_with_exit_leaves_the_images_and_ends_the_container() {
+    assert_criu();
+    let id = "ck-exit";
+    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
+    let images = work_dir().join(format!("images-{id}"));
+    let _ = std::fs::remove_dir_all(&images);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
+        assert!(counts_on(pid as i32), "the counter never counted");
+        let req = CheckpointTaskRequest {
+            id: id.into(),
+            path: images.to_string_lossy().into(),
+            options: Some(options(&CheckpointOptions { exit: true, ..Default::default() })).into(),
+            ..Default::default()
+        };
+        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
+        c.checkpoint(long, &req).await.expect("Checkpoint");
+        let w = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        assert_eq!(w.exit_status, 137, "ended by CRIU");
+        assert!(Path::new(&images).join("inventory.img").exists(), "no inventory.img in {}", images.display());
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+}
+
+/// What is refused before CRIU runs, with the code that says whose mistake
+/// it is: a container not yet started (FAILED_PRECONDITION, as the runc
+/// shim), options naming what cannot be done or of a type nobody reads
+/// (INVALID_ARGUMENT); the container is untouched.
+#[test]
+fn refused_checkpoints_name_why_and_leave_the_container_as_it_was() {
+    use containerd_shim_protos::api::{ConnectRequest, StartRequest};
+    let id = "ck-refused";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        c.create(ctx(), &create_request(id, &b)).await.expect("Create");
+        let images = work_dir().join(format!("images-{id}")).to_string_lossy().into_owned();
+        let ck = |o: Option<Any>| CheckpointTaskRequest {
+            id: id.into(),
+            path: images.clone(),
+            options: o.into(),
+            ..Default::default()
+        };
+        let m = expect_code(c.checkpoint(ctx(), &ck(None)).await, Code::FAILED_PRECONDITION, "a Created container");
+        assert!(m.contains("Created"), "{m}");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let ipc = CheckpointOptions { empty_namespaces: vec!["ipc".into()], ..Default::default() };
+        let m = expect_code(c.checkpoint(ctx(), &ck(Some(options(&ipc)))).await, Code::INVALID_ARGUMENT, "ipc");
+        assert!(m.contains("\"ipc\""), "{m}");
+        let other = Any { type_url: "example.com/Other".into(), ..Default::default() };
+        let m = expect_code(c.checkpoint(ctx(), &ck(Some(other))).await, Code::INVALID_ARGUMENT, "unknown type");
+        assert!(m.contains("example.com/Other"), "{m}");
+        let state = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
+        assert_eq!(state.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    assert_no_leftovers(id);
+}
+
+/// A dump CRIU refuses (a deleted file held open, larger than CRIU keeps
+/// by default) fails naming CRIU's own reason, with its log kept in the
+/// bundle, and leaves the container running as it was.
+#[test]
+fn criu_a_failed_dump_says_why_and_leaves_the_container_running() {
+    assert_criu();
+    let id = "ck-fails";
+    let script =
+        format!("dd if=/dev/zero of=/tmp/big bs=1M count=2 2>/dev/null; exec 3</tmp/big; rm /tmp/big; {COUNTER}");
+    let b = checked_bundle(id, &["sh", "-c", &script]);
+    let images = work_dir().join(format!("images-{id}"));
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let state = StateRequest { id: id.into(), ..Default::default() };
+        let pid = c.state(ctx(), &state).await.expect("State").pid as i32;
+        assert!(counts_on(pid), "the counter never counted");
+        let req = CheckpointTaskRequest { id: id.into(), path: images.to_string_lossy().into(), ..Default::default() };
+        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
+        let m = expect_code(c.checkpoint(long, &req).await, Code::INTERNAL, "a dump CRIU refuses");
+        assert!(m.contains("ghost file") && m.contains("criu-dump.log"), "{m}");
+        assert!(b.join("criu-dump.log").exists(), "the log is not kept in the bundle");
+        let s = c.state(ctx(), &state).await.expect("State");
+        assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
+        assert!(counts_on(pid), "the counter stopped after the failed dump");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+}
