@@ -99,6 +99,9 @@ fn criu_a_checkpoint_with_exit_leaves_the_images_and_ends_the_container() {
         let w = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
         assert_eq!(w.exit_status, 137, "ended by CRIU");
         assert!(Path::new(&images).join("inventory.img").exists(), "no inventory.img in {}", images.display());
+        let fds = std::fs::read_to_string(images.join("descriptors.json")).expect("descriptors.json");
+        let fds: Vec<String> = serde_json::from_str(&fds).expect("a JSON list");
+        assert_eq!(fds, ["/dev/null", "/dev/null", "/dev/null"], "the stdio of a container without any");
         c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
         shutdown(&c, shim).await;
     });

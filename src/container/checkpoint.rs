@@ -38,8 +38,9 @@ impl Shim {
         if images.is_empty() {
             return Err(TaskError::InvalidArgument(format!("checkpoint {id}: no image path")));
         }
+        let images_path = PathBuf::from(images);
         let images =
-            open_dir(Path::new(images), true).map_err(|e| TaskError::internal("checkpoint", id, "image path", e))?;
+            open_dir(&images_path, true).map_err(|e| TaskError::internal("checkpoint", id, "image path", e))?;
         let own_work = opts.work_path.is_empty();
         let work_path = if own_work { c.state_dir.join("criu-work") } else { PathBuf::from(&opts.work_path) };
         if own_work {
@@ -50,6 +51,7 @@ impl Shim {
             .while_live("checkpoint", async {
                 let dirs = (images.as_raw_fd(), work.as_raw_fd());
                 let facts = facts(&c, &spec, init.pid, dirs).map_err(|e| format!("inspect the container: {e}"))?;
+                write_descriptors(&images_path, init.pid).map_err(|e| format!("descriptors.json: {e}"))?;
                 let req = dump::request(&spec, &opts, &facts);
                 criu::call(&self.reaper, Path::new("criu"), req).await.map_err(|e| e.to_string())?;
                 // Before the lock goes: TaskCheckpointed precedes the exit a
@@ -73,6 +75,17 @@ impl Shim {
         }
         result
     }
+}
+
+/// What the init's fds 0-2 are (`pipe:[N]`, `/dev/null`, a pts), where
+/// runc writes them (`descriptors.json` in the images): a restore gives the
+/// new stdio in their places.
+fn write_descriptors(images: &Path, pid: i32) -> std::io::Result<()> {
+    let links: Vec<String> = (0..3)
+        .map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).map(|l| l.to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()?;
+    let json = serde_json::to_vec(&links).map_err(std::io::Error::other)?;
+    std::fs::write(images.join("descriptors.json"), json)
 }
 
 /// `path` as a directory fd (made 0700 if missing, as runc makes its image
