@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::lifecycle::{Exit, Illegal, Lifecycle, Status};
 use crate::console::Console;
-use crate::runtime::channel::{Observed, ParentEnd, Phase, ToInit};
+use crate::runtime::channel::{ParentEnd, Phase};
 use crate::runtime::Spawned;
 use crate::stdio::{Relays, StdinFeed};
 use crate::sys;
@@ -178,18 +178,7 @@ impl Process {
         let Some((mut chan, phase)) = order.take() else {
             return Err(StepError::Failed("the process is gone".into()));
         };
-        let result = async {
-            chan.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
-            let phase = phase.advance(Observed::SentStart).map_err(|e| e.to_string())?;
-            let seen = chan.recv().await.map_err(|e| match e.kind() {
-                // It died with Start unread (killed while it waited).
-                std::io::ErrorKind::ConnectionReset => "the process ended before it could start".to_string(),
-                _ => e.to_string(),
-            })?;
-            phase.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
+        match chan.start(phase).await {
             Ok(_) => {
                 // The exit's handling waits on the order lock: nothing
                 // moved the process out of Created meanwhile.

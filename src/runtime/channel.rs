@@ -142,6 +142,19 @@ impl ParentEnd {
         self.next(phase).await
     }
 
+    /// Lets the init exec its program. Its answer is the exec itself (the
+    /// channel closes with it) or why it could not.
+    pub async fn start(&mut self, phase: Phase) -> Result<Phase, String> {
+        self.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
+        let phase = phase.advance(Observed::SentStart).map_err(|e| e.to_string())?;
+        let seen = self.recv().await.map_err(|e| match e.kind() {
+            // It died with Start unread (killed while it waited).
+            io::ErrorKind::ConnectionReset => "the process ended before it could start".to_string(),
+            _ => e.to_string(),
+        })?;
+        phase.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
+    }
+
     async fn next(&mut self, phase: Phase) -> Result<Phase, String> {
         let seen = self.recv().await.map_err(|e| format!("read from init: {e}"))?;
         phase.advance(seen.as_ref().map_or(Observed::Eof, Observed::Message)).map_err(|e| e.to_string())
