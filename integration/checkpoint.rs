@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use containerd_shim_protos::api::{CheckpointTaskRequest, DeleteRequest, StateRequest, WaitRequest};
+use containerd_shim_protos::api::{
+    CheckpointTaskRequest, ConnectRequest, DeleteRequest, StartRequest, StateRequest, WaitRequest,
+};
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
@@ -115,7 +117,6 @@ fn criu_a_checkpoint_with_exit_leaves_the_images_and_ends_the_container() {
 /// (INVALID_ARGUMENT); the container is untouched.
 #[test]
 fn refused_checkpoints_name_why_and_leave_the_container_as_it_was() {
-    use containerd_shim_protos::api::{ConnectRequest, StartRequest};
     let id = "ck-refused";
     let b = checked_bundle(id, &["sleep", "1000"]);
     let addr = text(&start(&b, id, None));
@@ -175,5 +176,119 @@ fn criu_a_failed_dump_says_why_and_leaves_the_container_running() {
         kill_delete_shutdown(&c, id, shim).await;
     });
     let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+}
+
+/// Create from a checkpoint (after the original is gone, under its id, as
+/// `ctr containers restore` does): the dumped processes come back in a new
+/// container and count on from where they were, not from zero; Start makes
+/// the task Running without a new program; Kill, Wait and Delete are as
+/// for any container.
+#[test]
+fn criu_a_checkpoint_is_restored_and_counts_on() {
+    assert_criu();
+    let id = "ck-restore";
+    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
+    let images = work_dir().join(format!("images-{id}"));
+    let _ = std::fs::remove_dir_all(&images);
+    let addr = text(&start(&b, id, None));
+    let before = rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = count(pid as i32);
+        assert!(before > 0, "the counter never counted");
+        let req = CheckpointTaskRequest {
+            id: id.into(),
+            path: images.to_string_lossy().into(),
+            options: Some(options(&CheckpointOptions { exit: true, ..Default::default() })).into(),
+            ..Default::default()
+        };
+        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
+        c.checkpoint(long, &req).await.expect("Checkpoint");
+        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+        before
+    });
+    assert_no_leftovers(id);
+    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let mut req = create_request(id, &b);
+        req.checkpoint = images.to_string_lossy().into();
+        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let pid = c.create(long, &req).await.expect("Create from the checkpoint").pid as i32;
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let s = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
+        assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
+        assert!(counts_on(pid), "the restored counter does not count");
+        assert!(count(pid) >= before, "the counter started again: {} after {before}", count(pid));
+        // An exec joins the restored init's namespaces and sees its files.
+        let mut exec = exec_request(id, "e1", &["sh", "-c", "test -s /tmp/n"]);
+        exec.stdout = String::new();
+        c.exec(ctx(), &exec).await.expect("Exec into the restored container");
+        let start = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        c.start(ctx(), &start).await.expect("Start the exec");
+        let wait = WaitRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &wait).await.expect("Wait the exec").exit_status, 0, "the exec saw no /tmp/n");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+}
+
+/// A Create from a directory that is no checkpoint fails naming what is
+/// missing, and leaves nothing behind.
+#[test]
+fn refused_a_restore_from_what_is_no_checkpoint() {
+    let id = "ck-notimages";
+    let b = checked_bundle(id, &["sleep", "1000"]);
+    let empty = work_dir().join(format!("images-{id}"));
+    std::fs::create_dir_all(&empty).expect("dir");
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let mut req = create_request(id, &b);
+        req.checkpoint = empty.to_string_lossy().into();
+        let m = expect_code(c.create(ctx(), &req).await, Code::INVALID_ARGUMENT, "Create from an empty directory");
+        assert!(m.contains("inventory.img"), "{m}");
+        shutdown(&c, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&empty);
+    assert_no_leftovers(id);
+}
+
+/// containerd's own restore: `ctr containers checkpoint --task --rw`, the
+/// container and its task removed, then `ctr containers restore --live --rw`
+/// from the checkpoint image (containerd unpacks it and sends it to Create,
+/// with new stdio fifos): the task runs again and counts on.
+#[test]
+fn criu_ctr_restores_a_removed_container_from_its_checkpoint_image() {
+    assert_criu();
+    let id = "ck-ctr-restore";
+    let ck = format!("{id}-image");
+    let run = ctr(&["run", "-d", "--runtime", RUNTIME, &image(), id, "sh", "-c", COUNTER]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    wait_status(id, "RUNNING");
+    let pid = task_pid(id);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = ctr(&["containers", "checkpoint", "--task", "--rw", id, &ck]);
+    assert!(out.status.success(), "checkpoint: {}", text(&out.stderr));
+    let before = count(pid);
+    assert!(before > 0, "the counter never counted");
+    remove(id);
+    let out = ctr(&["containers", "restore", "--live", "--rw", id, &ck]);
+    assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    wait_status(id, "RUNNING");
+    let pid = task_pid(id);
+    assert!(counts_on(pid), "the restored counter does not count");
+    assert!(count(pid) >= before, "the counter started again: {} after {before}", count(pid));
+    let _ = ctr(&["images", "rm", &ck]);
+    remove(id);
     assert_no_leftovers(id);
 }

@@ -51,6 +51,7 @@ impl Task for TaskService {
             rootfs: req.rootfs,
             io: IoPaths { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
             options,
+            checkpoint: req.checkpoint,
         };
         match self.shim.create(r).await {
             Ok(pid) => Ok(api::CreateTaskResponse { pid: pid as u32, ..Default::default() }),

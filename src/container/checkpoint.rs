@@ -53,7 +53,9 @@ impl Shim {
                 let facts = facts(&c, &spec, init.pid, dirs).map_err(|e| format!("inspect the container: {e}"))?;
                 write_descriptors(&images_path, init.pid).map_err(|e| format!("descriptors.json: {e}"))?;
                 let req = dump::request(&spec, &opts, &facts);
-                criu::call(&self.reaper, Path::new("criu"), req).await.map_err(|e| e.to_string())?;
+                criu::call(&self.reaper, Path::new("criu"), req, None, |_| Ok(()), |_, _| {})
+                    .await
+                    .map_err(|e| e.to_string())?;
                 // Before the lock goes: TaskCheckpointed precedes the exit a
                 // dump without leave-running causes.
                 let ev = TaskCheckpointed { container_id: id.into(), checkpoint: path.into(), ..Default::default() };

@@ -31,6 +31,8 @@ pub struct CreateRequest {
     pub rootfs: Vec<Mount>,
     pub io: IoPaths,
     pub options: ShimOptions,
+    /// A checkpoint directory to restore from instead of starting anew.
+    pub checkpoint: String,
 }
 
 /// What Create has done so far, to be undone if a later step fails.
@@ -157,6 +159,23 @@ impl Shim {
     ) -> Result<Arc<Container>, TaskError> {
         let id = req.id.as_str();
         let rootfs = crate::spec::rootfs_path(&spec, bundle);
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+        // A restore's images are checked before anything is made.
+        let restoring = match req.checkpoint.as_str() {
+            "" => None,
+            _ if terminal => {
+                return Err(TaskError::invalid(
+                    "create",
+                    id,
+                    "checkpoint",
+                    "a restore with a terminal is not supported",
+                ))
+            }
+            dir => Some(
+                super::restore::descriptors(Path::new(dir))
+                    .map_err(|e| TaskError::invalid("create", id, "checkpoint", e))?,
+            ),
+        };
         if !req.rootfs.is_empty() {
             // Off the event loop: an overlay mount on a busy disk can take long.
             let (mounts, target) = (req.rootfs.clone(), rootfs.clone());
@@ -170,7 +189,6 @@ impl Shim {
             .map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
         let cgroup = Cgroup::claim(cg_path).map_err(|e| TaskError::invalid("create", id, "linux.cgroupsPath", e))?;
         let owner = Owner { id, namespace: &self.ctx.namespace };
-        let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
         let mut stdio = Stdio::open(&req.io.stdin, &req.io.stdout, stderr_unless_terminal(&req.io, terminal), &owner)
             .map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
         // Registered before any await: the reaper cannot miss its exit.
@@ -194,20 +212,8 @@ impl Shim {
                 .and_then(|sc| sc.listener_path().as_ref())
                 .map(|_| Arc::new(spec.clone())),
         };
-        let spawned = self
-            .runtime
-            .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
-            .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
-        // Registered before any await: the reaper cannot miss this exit.
-        let exited = self.reaper.register(spawned.pid);
-        let pid = spawned.pid;
-        undo.init = Some((spawned, exited));
-        undo.poststop = hooks_spec.clone();
-        // Recorded before the cgroup is made: a shim that dies from here on
-        // leaves the `delete` cleanup all it needs to undo, and only that.
         let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
-        undo.state_dir = Some(state_dir.clone());
-        let record = state::Record {
+        let record = |pid| state::Record {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
             rootfs_mount: undo.rootfs.clone(),
@@ -217,13 +223,47 @@ impl Shim {
             shared_pidns,
             pid,
         };
-        state::write(&state_dir, &record).map_err(|e| TaskError::internal("create", id, "write state", e))?;
+        let restored = restoring.is_some();
+        let (spawned, exited) = match restoring {
+            None => {
+                let spawned = self
+                    .runtime
+                    .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
+                    .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
+                // Registered before any await: the reaper cannot miss this exit.
+                let exited = self.reaper.register(spawned.pid);
+                (spawned, exited)
+            }
+            Some(descriptors) => {
+                // Recorded, and the cgroup undone, before CRIU makes it.
+                let first = record(0);
+                undo.state_dir = Some(state_dir.clone());
+                state::write(&state_dir, &first).map_err(|e| TaskError::internal("create", id, "write state", e))?;
+                undo.cgroup = Some((cgroup.clone(), shared_pidns));
+                let into = super::restore::Into {
+                    spec: &spec,
+                    rootfs: &rootfs,
+                    cgroup: &cgroup,
+                    resources: resources.as_ref(),
+                    stdio: &stdio.container,
+                    work: state_dir.join("criu-restore"),
+                };
+                self.restore(id, Path::new(&req.checkpoint), descriptors, into).await?
+            }
+        };
+        let pid = spawned.pid;
+        undo.init = Some((spawned, exited));
+        undo.poststop = hooks_spec.clone();
+        // Recorded before the cgroup is made: a shim that dies from here on
+        // leaves the `delete` cleanup all it needs to undo, and only that.
+        undo.state_dir = Some(state_dir.clone());
+        state::write(&state_dir, &record(pid)).map_err(|e| TaskError::internal("create", id, "write state", e))?;
         // The cgroup is made and limited while the init loads (on the other
         // core): the init joins it only once it has its config, below.
         undo.cgroup = Some((cgroup.clone(), shared_pidns));
         // In a user namespace the init cannot write the host's cgroup files:
-        // the shim moves it instead.
-        let cgroup_tasks = if plan.in_userns {
+        // the shim moves it instead. A restored init is in it already.
+        let cgroup_tasks = if plan.in_userns || restored {
             Vec::new()
         } else {
             cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?
@@ -232,7 +272,7 @@ impl Shim {
         if self_join {
             cgroup.limit(resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         }
-        if !self_join {
+        if !self_join && !restored {
             cgroup.enter(pid, resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
         }
 
@@ -251,7 +291,12 @@ impl Shim {
             personality: confinement.personality.clone(),
             seccomp_listener,
         };
-        let phase = match self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await {
+        let handshake = if restored {
+            Ok(Phase::Execed)
+        } else {
+            self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await
+        };
+        let phase = match handshake {
             Ok(phase) => phase,
             Err(e) => {
                 undo.init = Some((spawned, exited));

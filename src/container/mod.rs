@@ -15,6 +15,7 @@ pub mod lifecycle;
 mod oom;
 mod pause;
 mod process;
+mod restore;
 mod rootfs;
 mod start;
 #[cfg(test)]

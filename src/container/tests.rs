@@ -86,6 +86,7 @@ fn a_failed_create_names_its_step_and_frees_its_id() {
         rootfs: Vec::new(),
         io: io(),
         options: Default::default(),
+        checkpoint: String::new(),
     };
     rt().block_on(async {
         for _ in 0..2 {
@@ -120,6 +121,7 @@ fn ids_that_name_paths_are_refused() {
             rootfs: Vec::new(),
             io: io(),
             options: Default::default(),
+            checkpoint: String::new(),
         };
         let e = rt().block_on(s.create(req)).expect_err("refused");
         assert_eq!(e.code(), Code::INVALID_ARGUMENT, "{id:?}: {e}");

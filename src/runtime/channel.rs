@@ -109,6 +109,14 @@ impl InitEnd {
 pub struct ParentEnd(pub tokio::net::UnixStream);
 
 impl ParentEnd {
+    /// A channel nobody answers, for a process that needs no handshake (a
+    /// restored one, whose phase is already `Execed`).
+    pub fn unused() -> io::Result<ParentEnd> {
+        let (ours, _theirs) = std::os::unix::net::UnixStream::pair()?;
+        ours.set_nonblocking(true)?;
+        Ok(ParentEnd(tokio::net::UnixStream::from_std(ours)?))
+    }
+
     pub async fn send(&mut self, msg: &ToInit) -> io::Result<()> {
         self.0.write_all(&encode(msg)?).await
     }
@@ -145,6 +153,10 @@ impl ParentEnd {
     /// Lets the init exec its program. Its answer is the exec itself (the
     /// channel closes with it) or why it could not.
     pub async fn start(&mut self, phase: Phase) -> Result<Phase, String> {
+        if phase == Phase::Execed {
+            // A restored process: its program runs already.
+            return Ok(phase);
+        }
         self.send(&ToInit::Start).await.map_err(|e| e.to_string())?;
         let phase = phase.advance(Observed::SentStart).map_err(|e| e.to_string())?;
         let seen = self.recv().await.map_err(|e| match e.kind() {

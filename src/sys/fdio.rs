@@ -48,12 +48,14 @@ pub fn reopen_dev_null() {
     }
 }
 
-/// A connected SOCK_SEQPACKET pair, both ends close-on-exec and
-/// non-blocking (CRIU's RPC: one message per packet).
+/// A connected SOCK_SEQPACKET pair, both ends close-on-exec, the first
+/// non-blocking (ours, on the event loop), the second blocking (CRIU's:
+/// it waits on its reads).
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-    Ok(socketpair(AddressFamily::Unix, SockType::SeqPacket, None, flags)?)
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)?;
+    set_nonblocking(ours.as_raw_fd(), true)?;
+    Ok((ours, theirs))
 }
 
 /// The next packet whole, however long (its length peeked first); empty at

@@ -11,6 +11,7 @@
 
 pub mod dump;
 mod log;
+pub mod restore;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -37,6 +38,8 @@ pub enum CriuError {
     Protocol(#[from] protobuf::Error),
     #[error("criu ended (status {0}) without answering")]
     Died(u32),
+    #[error("before the request: {0}")]
+    Prepare(String),
     #[error("criu answered {0:?}, not the request's answer")]
     Unexpected(rpc::Criu_req_type),
     #[error("criu {request:?} failed (errno {errno}){message}")]
@@ -44,13 +47,29 @@ pub enum CriuError {
 }
 
 /// Runs `req` through a fresh `criu swrk` (the binary `criu`). The fds the
-/// request names must stay open until it returns.
-pub async fn call(reaper: &Reaper, criu: &Path, req: rpc::Criu_req) -> Result<rpc::Criu_resp, CriuError> {
+/// request names must stay open until it returns. `stdio` become criu's
+/// fds 0-2 (a restored process inherits them; none: /dev/null); `before`
+/// runs with criu's pid before the request is sent (a restore puts criu in
+/// the container's cgroup), `notified` with each notification's script
+/// and pid (a restore's `post-restore` names the restored init while its
+/// tasks are still stopped).
+pub async fn call(
+    reaper: &Reaper,
+    criu: &Path,
+    req: rpc::Criu_req,
+    stdio: Option<[OwnedFd; 3]>,
+    before: impl FnOnce(i32) -> Result<(), String>,
+    notified: impl FnMut(&str, i32),
+) -> Result<rpc::Criu_resp, CriuError> {
     let (ours, theirs) = sys::seqpacket_pair()?;
     // Above 3, so the child's dup2 onto 3 cannot clobber it.
     let high = sys::dup_above(theirs.as_raw_fd(), SOCKET_FD + 1)?;
     let mut cmd = Command::new(criu);
-    cmd.arg("swrk").arg(SOCKET_FD.to_string()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("swrk").arg(SOCKET_FD.to_string());
+    match stdio {
+        Some([i, o, e]) => cmd.stdin(Stdio::from(i)).stdout(Stdio::from(o)).stderr(Stdio::from(e)),
+        None => cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()),
+    };
     sys::die_with_parent(&mut cmd);
     let child = sys::spawn_with_fds(&mut cmd, vec![high.as_raw_fd()])
         .map_err(|e| CriuError::Spawn(criu.display().to_string(), e))?;
@@ -58,8 +77,11 @@ pub async fn call(reaper: &Reaper, criu: &Path, req: rpc::Criu_req) -> Result<rp
     // Registered (and pinned) before any await: the reaper cannot miss it.
     let exited = reaper.register(pid);
     let pidfd = sys::pidfd_open(pid);
-    drop((high, theirs, child));
-    let answer = converse(ours, req).await;
+    drop((high, theirs, child, cmd));
+    let answer = match before(pid) {
+        Ok(()) => converse(ours, req, notified).await,
+        Err(e) => Err(CriuError::Prepare(e)),
+    };
     if answer.as_ref().is_err_and(|e| !matches!(e, CriuError::Failed { .. })) {
         if let Ok(fd) = &pidfd {
             let _ = sys::pidfd_send_signal(fd.as_raw_fd(), libc::SIGKILL);
@@ -76,7 +98,11 @@ pub async fn call(reaper: &Reaper, criu: &Path, req: rpc::Criu_req) -> Result<rp
 
 /// The request, then criu's packets until its answer; `None` if it closed
 /// the socket first.
-async fn converse(sock: OwnedFd, req: rpc::Criu_req) -> Result<Option<rpc::Criu_resp>, CriuError> {
+async fn converse(
+    sock: OwnedFd,
+    req: rpc::Criu_req,
+    mut notified: impl FnMut(&str, i32),
+) -> Result<Option<rpc::Criu_resp>, CriuError> {
     let request = req.type_();
     let sock = sys::async_fd(sock)?;
     send(&sock, &req.write_to_bytes()?).await?;
@@ -93,6 +119,7 @@ async fn converse(sock: OwnedFd, req: rpc::Criu_req) -> Result<Option<rpc::Criu_
         match resp.type_() {
             rpc::Criu_req_type::NOTIFY => {
                 ::log::debug!("criu: {} (pid {})", resp.notify.script(), resp.notify.pid());
+                notified(resp.notify.script(), resp.notify.pid());
                 let mut ack = rpc::Criu_req::new();
                 ack.set_type(rpc::Criu_req_type::NOTIFY);
                 ack.set_notify_success(true);

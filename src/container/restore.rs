@@ -1,0 +1,158 @@
+//! Create from a checkpoint: instead of spawning an init, CRIU restores the
+//! dumped processes into the new container's rootfs and cgroup, with its
+//! stdio pipes where the dumped init had pipes. The restored init is the
+//! shim's child (`rst_sibling`), registered with the reaper when CRIU names
+//! it, before its tasks resume; it needs no handshake, so Start only makes
+//! it Running.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxResources, Spec};
+use tokio::sync::oneshot;
+
+use super::Shim;
+use crate::cgroups::Cgroup;
+use crate::error::TaskError;
+use crate::runtime::channel::ParentEnd;
+use crate::runtime::criu::{self, restore};
+use crate::runtime::Spawned;
+use crate::sys;
+
+/// What a checkpoint directory must hold, read before anything is made.
+pub fn descriptors(images: &Path) -> Result<Vec<String>, String> {
+    if !images.join("inventory.img").exists() {
+        return Err(format!("{}: no inventory.img: not a CRIU checkpoint", images.display()));
+    }
+    let path = images.join("descriptors.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The container's parts a restore puts the processes into.
+pub struct Into<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub cgroup: &'a Cgroup,
+    pub resources: Option<&'a LinuxResources>,
+    pub stdio: &'a [OwnedFd; 3],
+    pub work: PathBuf,
+}
+
+impl Shim {
+    /// The restored init, as a spawn gives one, and its reaper's receiver.
+    pub(super) async fn restore(
+        &self,
+        id: &str,
+        images: &Path,
+        descriptors: Vec<String>,
+        into: Into<'_>,
+    ) -> Result<(Spawned, oneshot::Receiver<u32>), TaskError> {
+        let fail = |step: &str, e: String| TaskError::internal("create", id, step, e);
+        let images_dir = std::fs::File::open(images).map_err(|e| fail("checkpoint", e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&into.work);
+        std::fs::create_dir_all(&into.work).map_err(|e| fail("restore work dir", e.to_string()))?;
+        let work_dir = std::fs::File::open(&into.work).map_err(|e| fail("restore work dir", e.to_string()))?;
+        let cgroup_dir = into.cgroup.freezer_dir().map_err(|e| fail("cgroup", e.to_string()))?;
+        make_mount_points(into.spec, into.rootfs).map_err(|e| fail("restore mount points", e.to_string()))?;
+        // CRIU's root must be a mount point whose parent is not mounted
+        // over (a plain directory rootfs is neither): a bind of it, as runc.
+        let root = into.work.join("root");
+        std::fs::create_dir_all(&root).map_err(|e| fail("restore root", e.to_string()))?;
+        let rootfs = into.rootfs.to_string_lossy().into_owned();
+        sys::mount(Some(&rootfs), &root, None, libc::MS_BIND | libc::MS_REC, None)
+            .map_err(|e| fail("restore root", format!("bind {rootfs}: {e}")))?;
+        let unbind = Unbind(root.clone());
+        let facts = restore::Facts {
+            images_fd: images_dir.as_raw_fd(),
+            work_fd: work_dir.as_raw_fd(),
+            root: root.clone(),
+            cgroup_dir,
+            descriptors,
+        };
+        let req = restore::request(into.spec, &facts);
+        let stdio = dup3(into.stdio).map_err(|e| fail("stdio", e.to_string()))?;
+        let mut restored: Option<(i32, oneshot::Receiver<u32>)> = None;
+        let (cgroup, resources) = (into.cgroup, into.resources);
+        let answer = criu::call(
+            &self.reaper,
+            Path::new("criu"),
+            req,
+            Some(stdio),
+            |criu_pid| cgroup.enter(criu_pid, resources).map_err(|e| e.to_string()),
+            |script, pid| {
+                if script == "post-restore" && restored.is_none() {
+                    // Its tasks are still stopped: no exit can come first.
+                    restored = Some((pid, self.reaper.register(pid)));
+                }
+            },
+        )
+        .await;
+        drop(unbind);
+        let log = into.work.join(restore::LOG);
+        let (pid, exited) = match (answer, restored) {
+            (Ok(_), Some(r)) => r,
+            (answer, restored) => {
+                if let Some((pid, exited)) = restored {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = exited.await;
+                }
+                let why = answer.err().map_or("CRIU named no restored process".to_string(), |e| e.to_string());
+                return Err(fail("restore", format!("{why}\n{}", criu::excerpt(&log))));
+            }
+        };
+        let pidfd = sys::pidfd_open(pid).map_err(|e| fail("restore", format!("pidfd of {pid}: {e}")))?;
+        let chan = ParentEnd::unused().map_err(|e| fail("restore", e.to_string()))?;
+        let _ = std::fs::remove_dir_all(&into.work);
+        Ok((Spawned { pid, pidfd, chan }, exited))
+    }
+}
+
+/// The mount points CRIU mounts onto must exist in the new rootfs (a fresh
+/// snapshot lacks those the dumped init made): each mount's destination
+/// that lies under no other mount's (those come with their parent, a
+/// tmpfs /dev's or a sysfs's), made inside the root as runc makes them.
+fn make_mount_points(spec: &Spec, rootfs: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    let dests: Vec<&Path> = mounts.iter().map(|m| m.destination().as_path()).collect();
+    let root = std::fs::File::open(rootfs)?;
+    for m in &mounts {
+        let dest = m.destination().as_path();
+        if dests.iter().any(|o| *o != dest && dest.starts_with(o)) {
+            continue;
+        }
+        let rel = dest.strip_prefix("/").unwrap_or(dest);
+        let is_file = m.source().as_ref().is_some_and(|s| std::fs::metadata(s).is_ok_and(|md| !md.is_dir()))
+            && m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+        match (is_file, rel.parent(), rel.file_name()) {
+            (true, Some(parent), Some(name)) => {
+                let dir = sys::mkdir_all_in_root(root.as_fd(), parent)?;
+                match sys::create_file_at(dir.as_fd(), name) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => {}
+                }
+            }
+            _ => {
+                sys::mkdir_all_in_root(root.as_fd(), rel)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dup3(fds: &[OwnedFd; 3]) -> std::io::Result<[OwnedFd; 3]> {
+    Ok([fds[0].try_clone()?, fds[1].try_clone()?, fds[2].try_clone()?])
+}
+
+/// The bind of the rootfs CRIU restores into, undone however the restore
+/// ends (the restored mount namespace keeps its own).
+struct Unbind(PathBuf);
+
+impl Drop for Unbind {
+    fn drop(&mut self) {
+        if let Err(e) = sys::umount_detach(&self.0) {
+            log::warn!("restore: unmount {}: {e}", self.0.display());
+        }
+    }
+}
