@@ -40,6 +40,24 @@ fn counts_on(pid: i32) -> bool {
     count(pid) > before
 }
 
+/// Checkpoint of `id` into `images` with `exit`, then its Wait: the exit
+/// status.
+async fn checkpoint_to_exit(c: &containerd_shim_protos::shim_async::TaskClient, id: &str, images: &Path) -> u32 {
+    let req = CheckpointTaskRequest {
+        id: id.into(),
+        path: images.to_string_lossy().into(),
+        options: Some(options(&CheckpointOptions { exit: true, ..Default::default() })).into(),
+        ..Default::default()
+    };
+    c.checkpoint(long(), &req).await.expect("Checkpoint");
+    c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait").exit_status
+}
+
+/// CRIU under TCG takes seconds.
+fn long() -> containerd_shim_protos::ttrpc::context::Context {
+    containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64)
+}
+
 fn assert_criu() {
     let v = std::process::Command::new("criu").arg("--version").output();
     assert!(v.is_ok_and(|o| o.status.success()), "criu is not installed: the criu_ tests are for the VM stage");
@@ -90,16 +108,7 @@ fn criu_a_checkpoint_with_exit_leaves_the_images_and_ends_the_container() {
         let shim = create_started(&c, id, &b).await;
         let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
         assert!(counts_on(pid as i32), "the counter never counted");
-        let req = CheckpointTaskRequest {
-            id: id.into(),
-            path: images.to_string_lossy().into(),
-            options: Some(options(&CheckpointOptions { exit: true, ..Default::default() })).into(),
-            ..Default::default()
-        };
-        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
-        c.checkpoint(long, &req).await.expect("Checkpoint");
-        let w = c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
-        assert_eq!(w.exit_status, 137, "ended by CRIU");
+        assert_eq!(checkpoint_to_exit(&c, id, &images).await, 137, "ended by CRIU");
         assert!(Path::new(&images).join("inventory.img").exists(), "no inventory.img in {}", images.display());
         let fds = std::fs::read_to_string(images.join("descriptors.json")).expect("descriptors.json");
         let fds: Vec<String> = serde_json::from_str(&fds).expect("a JSON list");
@@ -166,8 +175,7 @@ fn criu_a_failed_dump_says_why_and_leaves_the_container_running() {
         let pid = c.state(ctx(), &state).await.expect("State").pid as i32;
         assert!(counts_on(pid), "the counter never counted");
         let req = CheckpointTaskRequest { id: id.into(), path: images.to_string_lossy().into(), ..Default::default() };
-        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
-        let m = expect_code(c.checkpoint(long, &req).await, Code::INTERNAL, "a dump CRIU refuses");
+        let m = expect_code(c.checkpoint(long(), &req).await, Code::INTERNAL, "a dump CRIU refuses");
         assert!(m.contains("ghost file") && m.contains("criu-dump.log"), "{m}");
         assert!(b.join("criu-dump.log").exists(), "the log is not kept in the bundle");
         let s = c.state(ctx(), &state).await.expect("State");
@@ -199,15 +207,7 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
         std::thread::sleep(Duration::from_millis(1500));
         let before = count(pid as i32);
         assert!(before > 0, "the counter never counted");
-        let req = CheckpointTaskRequest {
-            id: id.into(),
-            path: images.to_string_lossy().into(),
-            options: Some(options(&CheckpointOptions { exit: true, ..Default::default() })).into(),
-            ..Default::default()
-        };
-        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
-        c.checkpoint(long, &req).await.expect("Checkpoint");
-        c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait");
+        checkpoint_to_exit(&c, id, &images).await;
         c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
         shutdown(&c, shim).await;
         before
@@ -219,9 +219,8 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
         let c = client(addr.trim()).await;
         let mut req = create_request(id, &b);
         req.checkpoint = images.to_string_lossy().into();
-        let long = containerd_shim_protos::ttrpc::context::with_timeout(Duration::from_secs(60).as_nanos() as i64);
         let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let pid = c.create(long, &req).await.expect("Create from the checkpoint").pid as i32;
+        let pid = c.create(long(), &req).await.expect("Create from the checkpoint").pid as i32;
         c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
         let s = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
         assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));

@@ -96,16 +96,7 @@ pub fn request(spec: &Spec, opts: &CheckpointOptions, facts: &Facts) -> rpc::Cri
     external.extend(facts.masked_files.iter().map(|p| (p.clone(), "/dev/null".to_string())));
     let devices = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
     external.extend(devices.iter().map(|d| d.path().to_string_lossy().into_owned()).map(|p| (p.clone(), p)));
-    for (key, val) in external {
-        let mut m = rpc::Ext_mount_map::new();
-        m.set_key(key);
-        m.set_val(val);
-        o.ext_mnt.push(m);
-    }
-    let mut req = rpc::Criu_req::new();
-    req.set_type(rpc::Criu_req_type::DUMP);
-    req.opts = protobuf::MessageField::some(o);
-    req
+    super::request(rpc::Criu_req_type::DUMP, o, external)
 }
 
 #[cfg(test)]

@@ -96,6 +96,20 @@ pub async fn call(
     }
 }
 
+/// A request of `kind` with `opts`, its external mounts (key, value) added.
+fn request(kind: rpc::Criu_req_type, mut opts: rpc::Criu_opts, external: Vec<(String, String)>) -> rpc::Criu_req {
+    for (key, val) in external {
+        let mut m = rpc::Ext_mount_map::new();
+        m.set_key(key);
+        m.set_val(val);
+        opts.ext_mnt.push(m);
+    }
+    let mut req = rpc::Criu_req::new();
+    req.set_type(kind);
+    req.opts = protobuf::MessageField::some(opts);
+    req
+}
+
 /// The request, then criu's packets until its answer; `None` if it closed
 /// the socket first.
 async fn converse(

@@ -53,12 +53,6 @@ pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
     external.push(("/dev/null".into(), "/dev/null".into()));
     let devices = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
     external.extend(devices.iter().map(|d| d.path().to_string_lossy().into_owned()).map(|p| (p.clone(), p)));
-    for (key, val) in external {
-        let mut m = rpc::Ext_mount_map::new();
-        m.set_key(key);
-        m.set_val(val);
-        o.ext_mnt.push(m);
-    }
     for (fd, what) in facts.descriptors.iter().enumerate().take(3) {
         if what.starts_with("pipe:") {
             let mut i = rpc::Inherit_fd::new();
@@ -67,10 +61,7 @@ pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
             o.inherit_fd.push(i);
         }
     }
-    let mut req = rpc::Criu_req::new();
-    req.set_type(rpc::Criu_req_type::RESTORE);
-    req.opts = protobuf::MessageField::some(o);
-    req
+    super::request(rpc::Criu_req_type::RESTORE, o, external)
 }
 
 #[cfg(test)]
