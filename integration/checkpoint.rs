@@ -7,11 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use containerd_shim_protos::api::{
-    CheckpointTaskRequest, ConnectRequest, DeleteRequest, StartRequest, StateRequest, WaitRequest,
+    CheckpointTaskRequest, ConnectRequest, DeleteRequest, PauseRequest, ResumeRequest, StartRequest, StateRequest,
+    WaitRequest,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
+use containerd_shim_protos::shim_async::TaskClient;
 use containerd_shim_protos::ttrpc::Code;
 
 use crate::direct::*;
@@ -42,7 +44,7 @@ fn counts_on(pid: i32) -> bool {
 
 /// Checkpoint of `id` into `images` with `exit`, then its Wait: the exit
 /// status.
-async fn checkpoint_to_exit(c: &containerd_shim_protos::shim_async::TaskClient, id: &str, images: &Path) -> u32 {
+async fn checkpoint_to_exit(c: &TaskClient, id: &str, images: &Path) -> u32 {
     let req = CheckpointTaskRequest {
         id: id.into(),
         path: images.to_string_lossy().into(),
@@ -51,6 +53,37 @@ async fn checkpoint_to_exit(c: &containerd_shim_protos::shim_async::TaskClient, 
     };
     c.checkpoint(long(), &req).await.expect("Checkpoint");
     c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait").exit_status
+}
+
+/// `id` (of `bundle`, a counter) started, checkpointed with `exit` into
+/// `images` once it counts, then deleted: the count at the checkpoint.
+/// `check` sees its init first.
+fn counted_then_checkpointed(id: &str, bundle: &Path, images: &Path, check: impl FnOnce(i32)) -> u64 {
+    let _ = std::fs::remove_dir_all(images);
+    let addr = text(&start(bundle, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, bundle).await;
+        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
+        check(pid as i32);
+        assert!(counts_on(pid as i32), "the counter never counted");
+        let before = count(pid as i32);
+        checkpoint_to_exit(&c, id, images).await;
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+        before
+    })
+}
+
+/// Connect, Create of `id` from `images`, Start: the shim's pid and the
+/// restored init's.
+async fn restored(c: &TaskClient, id: &str, bundle: &Path, images: &Path) -> (u32, i32) {
+    let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+    let mut req = create_request(id, bundle);
+    req.checkpoint = images.to_string_lossy().into();
+    let pid = c.create(long(), &req).await.expect("Create from the checkpoint").pid as i32;
+    c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+    (shim, pid)
 }
 
 /// CRIU under TCG takes seconds.
@@ -198,30 +231,13 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
     let id = "ck-restore";
     let b = checked_bundle(id, &["sh", "-c", COUNTER]);
     let images = work_dir().join(format!("images-{id}"));
-    let _ = std::fs::remove_dir_all(&images);
-    let addr = text(&start(&b, id, None));
-    let before = rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = create_started(&c, id, &b).await;
-        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
-        std::thread::sleep(Duration::from_millis(1500));
-        let before = count(pid as i32);
-        assert!(before > 0, "the counter never counted");
-        checkpoint_to_exit(&c, id, &images).await;
-        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
-        shutdown(&c, shim).await;
-        before
-    });
+    let before = counted_then_checkpointed(id, &b, &images, |_| {});
     assert_no_leftovers(id);
     let b = checked_bundle(id, &["sh", "-c", COUNTER]);
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let mut req = create_request(id, &b);
-        req.checkpoint = images.to_string_lossy().into();
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let pid = c.create(long(), &req).await.expect("Create from the checkpoint").pid as i32;
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let (shim, pid) = restored(&c, id, &b, &images).await;
         let s = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
         assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
         assert!(counts_on(pid), "the restored counter does not count");
@@ -237,6 +253,210 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
         kill_delete_shutdown(&c, id, shim).await;
     });
     let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+}
+
+/// A paused container's checkpoint (left paused) restored into a new
+/// container, its own id, bundle and cgroup, while the original runs on:
+/// both count on, each in its own cgroup, and the new one's prestart and
+/// createRuntime hooks run at the restore with its restored init's pid, as
+/// runc runs them (CRIU's setup-namespaces).
+#[test]
+fn criu_a_checkpoint_is_restored_into_a_new_container_beside_the_original() {
+    assert_criu();
+    let (a, b) = ("ck-twin-a", "ck-twin-b");
+    let ba = checked_bundle(a, &["sh", "-c", COUNTER]);
+    let images = work_dir().join(format!("images-{a}"));
+    let _ = std::fs::remove_dir_all(&images);
+    let bb = bundle(&format!("bundle-{b}"));
+    let mut s = spec(b, &rootfs(b), &["sh", "-c", COUNTER]);
+    let hook = |kind: &str| {
+        let out = bb.join(format!("{kind}.json"));
+        serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}])
+    };
+    s["hooks"] = serde_json::json!({"prestart": hook("prestart"), "createRuntime": hook("createRuntime")});
+    std::fs::write(bb.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&bb);
+    let (addr_a, addr_b) = (text(&start(&ba, a, None)), text(&start(&bb, b, None)));
+    rt().block_on(async {
+        let ca = client(addr_a.trim()).await;
+        let shim_a = create_started(&ca, a, &ba).await;
+        let pid_a = ca.state(ctx(), &StateRequest { id: a.into(), ..Default::default() }).await.expect("State").pid;
+        let pid_a = pid_a as i32;
+        assert!(counts_on(pid_a), "the counter never counted");
+        // Dumped while paused (containerd's TestCheckpointOnPauseStatus):
+        // it stays paused, and the restore still comes back running.
+        ca.pause(ctx(), &PauseRequest { id: a.into(), ..Default::default() }).await.expect("Pause");
+        let req = CheckpointTaskRequest { id: a.into(), path: images.to_string_lossy().into(), ..Default::default() };
+        ca.checkpoint(long(), &req).await.expect("Checkpoint");
+        let s = ca.state(ctx(), &StateRequest { id: a.into(), ..Default::default() }).await.expect("State");
+        assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::PAUSED));
+        assert!(!counts_on(pid_a), "a paused container counted after the checkpoint");
+        ca.resume(ctx(), &ResumeRequest { id: a.into(), ..Default::default() }).await.expect("Resume");
+        let cb = client(addr_b.trim()).await;
+        let (shim_b, pid_b) = restored(&cb, b, &bb, &images).await;
+        assert!(counts_on(pid_b) && counts_on(pid_a), "both count on");
+        let cgroup = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        assert!(cgroup(pid_b).contains(b) && cgroup(pid_a).contains(a), "{}\n{}", cgroup(pid_a), cgroup(pid_b));
+        for kind in ["prestart", "createRuntime"] {
+            let state = std::fs::read_to_string(bb.join(format!("{kind}.json"))).unwrap_or_default();
+            let state: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+            assert_eq!((state["id"].as_str(), state["status"].as_str()), (Some(b), Some("creating")), "{kind}");
+            assert_eq!(state["pid"].as_i64(), Some(pid_b as i64), "{kind}: the restored init's pid");
+        }
+        kill_delete_shutdown(&cb, b, shim_b).await;
+        kill_delete_shutdown(&ca, a, shim_a).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(a);
+    assert_no_leftovers(b);
+}
+
+/// Network, ipc and uts namespaces of their own held by a `sleep` (a
+/// pod's, as CRI gives them by path), killed when dropped.
+struct PodNs(std::process::Child);
+
+/// The namespaces a pod's containers join by path: (config type, /proc name).
+const POD_NS: [(&str, &str); 3] = [("network", "net"), ("ipc", "ipc"), ("uts", "uts")];
+
+impl PodNs {
+    fn new() -> PodNs {
+        let mut unshare = std::process::Command::new("unshare");
+        let ns = PodNs(unshare.args(["-n", "-i", "-u", "sleep", "1000"]).spawn().expect("unshare"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while ns.inode("uts") == std::fs::read_link("/proc/self/ns/uts").ok() {
+            assert!(std::time::Instant::now() < deadline, "unshare made no namespaces");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        ns
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("/proc/{}/ns/{name}", self.0.id())
+    }
+
+    fn inode(&self, name: &str) -> Option<std::path::PathBuf> {
+        std::fs::read_link(self.path(name)).ok()
+    }
+
+    /// Whether `pid` is in these namespaces.
+    fn holds(&self, pid: i32) -> bool {
+        POD_NS.iter().all(|(_, n)| std::fs::read_link(format!("/proc/{pid}/ns/{n}")).ok() == self.inode(n))
+    }
+}
+
+impl Drop for PodNs {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A bundle for `id` joining `pod`'s namespaces.
+fn bundle_in_pod(id: &str, pod: &PodNs) -> std::path::PathBuf {
+    let b = bundle(&format!("bundle-{id}"));
+    let mut s = spec(id, &rootfs(id), &["sh", "-c", COUNTER]);
+    let namespaces = s["linux"]["namespaces"].as_array_mut().expect("namespaces");
+    namespaces.retain(|n| POD_NS.iter().all(|(t, _)| n["type"] != *t));
+    namespaces.extend(POD_NS.iter().map(|(t, n)| serde_json::json!({"type": t, "path": pod.path(n)})));
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&b);
+    b
+}
+
+/// A container that joined a pod's namespaces by path is restored into
+/// those the new config names, as runc does it: the network's was left
+/// external by the dump and is handed to CRIU under the same key, ipc and
+/// uts are joined by CRIU.
+#[test]
+fn criu_a_container_in_joined_namespaces_is_restored_into_the_new_ones() {
+    assert_criu();
+    let (id, new) = ("ck-pod", "ck-pod-new");
+    let (old_ns, new_ns) = (PodNs::new(), PodNs::new());
+    let b = bundle_in_pod(id, &old_ns);
+    let images = work_dir().join(format!("images-{id}"));
+    counted_then_checkpointed(id, &b, &images, |pid| assert!(old_ns.holds(pid), "the container joined them"));
+    let b = bundle_in_pod(new, &new_ns);
+    let addr = text(&start(&b, new, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let (shim, pid) = restored(&c, new, &b, &images).await;
+        assert!(new_ns.holds(pid), "restored into the new config's namespaces");
+        assert!(counts_on(pid), "the restored counter does not count");
+        kill_delete_shutdown(&c, new, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+    assert_no_leftovers(new);
+}
+
+/// A restore CRIU fails (an image file missing) names CRIU's reason and
+/// leaves nothing behind: no process, cgroup, mount or state of the new
+/// container.
+#[test]
+fn criu_a_failed_restore_says_why_and_leaves_nothing() {
+    assert_criu();
+    let (id, new) = ("ck-broken", "ck-broken-new");
+    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
+    let images = work_dir().join(format!("images-{id}"));
+    counted_then_checkpointed(id, &b, &images, |_| {});
+    let cores: Vec<_> = std::fs::read_dir(&images)
+        .expect("images")
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("core-")))
+        .collect();
+    assert!(!cores.is_empty(), "no core-*.img in the checkpoint");
+    cores.iter().for_each(|p| std::fs::remove_file(p).expect("rm"));
+    let b = checked_bundle(new, &["sh", "-c", COUNTER]);
+    let addr = text(&start(&b, new, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let mut req = create_request(new, &b);
+        req.checkpoint = images.to_string_lossy().into();
+        let m = expect_code(c.create(long(), &req).await, Code::INTERNAL, "a restore with no core image");
+        assert!(m.contains("restore") && m.contains("core-"), "{m}");
+        let state = c.state(ctx(), &StateRequest { id: new.into(), ..Default::default() }).await;
+        assert!(state.is_err(), "the failed container is not there");
+        shutdown(&c, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(new);
+    assert_no_leftovers(id);
+}
+
+/// A container with a terminal is refused before anything is frozen: its
+/// pty master is the shim's (a restore would need the one CRIU hands back),
+/// and it runs on.
+#[test]
+fn refused_a_checkpoint_of_a_container_with_a_terminal() {
+    let id = "ck-tty";
+    let b = bundle(&format!("bundle-{id}"));
+    let mut s = spec(id, &rootfs(id), &["sleep", "1000"]);
+    s["process"]["terminal"] = serde_json::json!(true);
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    let out = b.join("stdout");
+    crate::terminal::fifo(&out);
+    // Held open both ways: the console's copy never blocks on it.
+    let _held = std::fs::OpenOptions::new().read(true).write(true).open(&out).expect("stdout fifo");
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let mut req = create_request(id, &b);
+        req.terminal = true;
+        req.stdout = out.to_string_lossy().into();
+        c.create(ctx(), &req).await.expect("Create");
+        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
+        let images = work_dir().join(format!("images-{id}"));
+        let ck = CheckpointTaskRequest { id: id.into(), path: images.to_string_lossy().into(), ..Default::default() };
+        let m = expect_code(c.checkpoint(ctx(), &ck).await, Code::INVALID_ARGUMENT, "a terminal");
+        assert!(m.contains("terminal"), "{m}");
+        assert!(!images.exists(), "nothing made for a refused checkpoint");
+        let state = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
+        assert_eq!(state.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
+        kill_delete_shutdown(&c, id, shim).await;
+    });
     assert_no_leftovers(id);
 }
 

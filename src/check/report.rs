@@ -37,6 +37,9 @@ pub struct Report {
     pub errors: Vec<Item>,
     pub warnings: Vec<Item>,
     pub hooks: Vec<PlannedHook>,
+    /// Whether Checkpoint can dump its container (None: the config does
+    /// not parse): why not, if it cannot.
+    pub checkpoint: Option<Result<(), &'static str>>,
 }
 
 fn item(path: &str, message: String) -> Item {
@@ -56,7 +59,13 @@ pub fn build(target: &str) -> Report {
     let target = Path::new(target);
     let config = if target.is_dir() { target.join("config.json") } else { target.to_path_buf() };
     let bundle = config.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut r = Report { config: config.clone(), errors: Vec::new(), warnings: Vec::new(), hooks: Vec::new() };
+    let mut r = Report {
+        config: config.clone(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        hooks: Vec::new(),
+        checkpoint: None,
+    };
     let bytes = match std::fs::read(&config) {
         Ok(b) => b,
         Err(e) => {
@@ -94,6 +103,7 @@ pub fn build(target: &str) -> Report {
             None
         }
     };
+    r.checkpoint = spec.as_ref().map(|s| crate::runtime::criu::dump::unsupported(s).map_or(Ok(()), Err));
     // The plan even when something else is wrong: hooks parse on their own.
     let hooks: Option<Hooks> = raw.get("hooks").and_then(|h| serde_json::from_value(h.clone()).ok());
     let rootfs = match &spec {
@@ -251,6 +261,11 @@ impl Report {
                 h.kind.on_failure(),
             );
         }
+        match self.checkpoint {
+            Some(Ok(())) => out += "checkpoint: possible, through CRIU (criu on the host)\n",
+            Some(Err(why)) => out += &format!("checkpoint: not possible: {why}\n"),
+            None => {}
+        }
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         out += &match (self.errors.len(), self.warnings.len()) {
             (0, 0) => "result: ok\n".to_string(),
@@ -293,6 +308,7 @@ impl Report {
             "errors": items(&self.errors),
             "warnings": items(&self.warnings),
             "hooks": hooks,
+            "checkpoint": self.checkpoint.map(|c| json!({"possible": c.is_ok(), "why_not": c.err()})),
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     }

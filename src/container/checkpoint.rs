@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use containerd_shim_protos::events::task::TaskCheckpointed;
 use containerd_shim_protos::shim::oci::CheckpointOptions;
 use containerd_shim_protos::topics;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::lifecycle::Status;
 use super::{Container, Shim};
@@ -53,7 +53,7 @@ impl Shim {
                 let facts = facts(&c, &spec, init.pid, dirs).map_err(|e| format!("inspect the container: {e}"))?;
                 write_descriptors(&images_path, init.pid).map_err(|e| format!("descriptors.json: {e}"))?;
                 let req = dump::request(&spec, &opts, &facts);
-                criu::call(&self.reaper, Path::new("criu"), req, None, |_| Ok(()), |_, _| {})
+                criu::call(&self.reaper, Path::new("criu"), req, Default::default(), |_, _| Ok(()), criu::ignore)
                     .await
                     .map_err(|e| e.to_string())?;
                 // Before the lock goes: TaskCheckpointed precedes the exit a
@@ -117,16 +117,9 @@ fn facts(c: &Container, spec: &Spec, pid: i32, (images_fd, work_fd): (i32, i32))
         })
         .collect();
     let mut joined = Vec::new();
-    for ns in linux.and_then(|l| l.namespaces().clone()).unwrap_or_default() {
-        let kind = match ns.typ() {
-            LinuxNamespaceType::Network => "net",
-            LinuxNamespaceType::Pid => "pid",
-            _ => continue,
-        };
-        if let Some(p) = ns.path() {
-            let inode = std::fs::metadata(p).map_err(|e| format!("namespace {}: {e}", p.display()))?.ino();
-            joined.push((kind, inode));
-        }
+    for (kind, p) in criu::joined(spec) {
+        let inode = std::fs::metadata(&p).map_err(|e| format!("namespace {}: {e}", p.display()))?.ino();
+        joined.push((kind, inode));
     }
     Ok(dump::Facts { pid, images_fd, work_fd, root, freezer, masked_files, joined })
 }

@@ -163,16 +163,8 @@ impl Shim {
         // A restore's images are checked before anything is made.
         let restoring = match req.checkpoint.as_str() {
             "" => None,
-            _ if terminal => {
-                return Err(TaskError::invalid(
-                    "create",
-                    id,
-                    "checkpoint",
-                    "a restore with a terminal is not supported",
-                ))
-            }
             dir => Some(
-                super::restore::descriptors(Path::new(dir))
+                super::restore::check(&spec, Path::new(dir))
                     .map_err(|e| TaskError::invalid("create", id, "checkpoint", e))?,
             ),
         };
@@ -247,6 +239,7 @@ impl Shim {
                     resources: resources.as_ref(),
                     stdio: &stdio.container,
                     work: state_dir.join("criu-restore"),
+                    bundle,
                 };
                 self.restore(id, Path::new(&req.checkpoint), descriptors, into).await?
             }

@@ -5,22 +5,32 @@
 //! it, before its tasks resume; it needs no handshake, so Start only makes
 //! it Running.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxResources, Spec};
 use tokio::sync::oneshot;
 
+use super::hooks::run_kinds;
 use super::Shim;
 use crate::cgroups::Cgroup;
 use crate::error::TaskError;
+use crate::hooks::{self, Kind};
+use crate::reaper::Reaper;
 use crate::runtime::channel::ParentEnd;
 use crate::runtime::criu::{self, restore};
 use crate::runtime::Spawned;
 use crate::sys;
 
-/// What a checkpoint directory must hold, read before anything is made.
-pub fn descriptors(images: &Path) -> Result<Vec<String>, String> {
+/// What a restore of `images` into a container of `spec` is refused for,
+/// said before anything is made; else the images' descriptors.json.
+pub fn check(spec: &Spec, images: &Path) -> Result<Vec<String>, String> {
+    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+        return Err("a restore with a terminal is not supported".into());
+    }
+    if let Some(why) = restore::refusal(spec) {
+        return Err(why.into());
+    }
     if !images.join("inventory.img").exists() {
         return Err(format!("{}: no inventory.img: not a CRIU checkpoint", images.display()));
     }
@@ -37,6 +47,7 @@ pub struct Into<'a> {
     pub resources: Option<&'a LinuxResources>,
     pub stdio: &'a [OwnedFd; 3],
     pub work: PathBuf,
+    pub bundle: &'a Path,
 }
 
 impl Shim {
@@ -63,27 +74,52 @@ impl Shim {
         sys::mount(Some(&rootfs), &root, None, libc::MS_BIND | libc::MS_REC, None)
             .map_err(|e| fail("restore root", format!("bind {rootfs}: {e}")))?;
         let unbind = Unbind(root.clone());
+        // The namespaces it joins, handed to criu in this order.
+        let mut joined = Vec::new();
+        let mut ns_fds = Vec::new();
+        for (kind, path) in criu::joined(into.spec) {
+            let f = std::fs::File::open(&path).map_err(|e| fail("restore", format!("{}: {e}", path.display())))?;
+            joined.push(kind);
+            ns_fds.push(OwnedFd::from(f));
+        }
         let facts = restore::Facts {
             images_fd: images_dir.as_raw_fd(),
             work_fd: work_dir.as_raw_fd(),
             root: root.clone(),
             cgroup_dir,
             descriptors,
+            joined,
         };
         let req = restore::request(into.spec, &facts);
         let stdio = dup3(into.stdio).map_err(|e| fail("stdio", e.to_string()))?;
         let mut restored: Option<(i32, oneshot::Receiver<u32>)> = None;
         let (cgroup, resources) = (into.cgroup, into.resources);
+        let (reaper, spec, bundle) = (&self.reaper, into.spec, into.bundle);
         let answer = criu::call(
-            &self.reaper,
+            reaper,
             Path::new("criu"),
             req,
-            Some(stdio),
-            |criu_pid| cgroup.enter(criu_pid, resources).map_err(|e| e.to_string()),
-            |script, pid| {
-                if script == "post-restore" && restored.is_none() {
-                    // Its tasks are still stopped: no exit can come first.
-                    restored = Some((pid, self.reaper.register(pid)));
+            criu::Handed { stdio: Some(stdio), fds: ns_fds },
+            |criu_pid, req| {
+                cgroup.enter(criu_pid, resources).map_err(|e| e.to_string())?;
+                // The processes go where criu is: the new container's cgroup.
+                let proc = format!("/proc/{criu_pid}/cgroup");
+                let text = std::fs::read_to_string(&proc).map_err(|e| format!("{proc}: {e}"))?;
+                let path = restore::cgroup_of(&text).ok_or_else(|| format!("{proc}: no cgroup in {text:?}"))?;
+                restore::set_cgroup_root(req, path);
+                Ok(())
+            },
+            |script, pid| -> criu::Notified<'_> {
+                match script {
+                    // In its namespaces, nothing of it run yet: where runc
+                    // runs these two kinds on a restore.
+                    "setup-namespaces" => Box::pin(restore_hooks(reaper, spec, id, bundle, pid)),
+                    "post-restore" if restored.is_none() => {
+                        // Its tasks are still stopped: no exit can come first.
+                        restored = Some((pid, reaper.register(pid)));
+                        criu::ignore(script, pid)
+                    }
+                    _ => criu::ignore(script, pid),
                 }
             },
         )
@@ -108,12 +144,22 @@ impl Shim {
     }
 }
 
+/// Prestart and createRuntime for the restored init, `pid`, in its
+/// namespaces before any of it runs again.
+async fn restore_hooks(reaper: &Reaper, spec: &Spec, id: &str, bundle: &Path, pid: i32) -> Result<(), String> {
+    const KINDS: [Kind; 2] = [Kind::Prestart, Kind::CreateRuntime];
+    if hooks::planned(spec, &KINDS).is_empty() {
+        return Ok(());
+    }
+    let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd of {pid}: {e}"))?;
+    run_kinds(reaper, spec, &KINDS, id, bundle, Some((pid, pidfd.as_fd()))).await
+}
+
 /// The mount points CRIU mounts onto must exist in the new rootfs (a fresh
 /// snapshot lacks those the dumped init made): each mount's destination
 /// that lies under no other mount's (those come with their parent, a
 /// tmpfs /dev's or a sysfs's), made inside the root as runc makes them.
 fn make_mount_points(spec: &Spec, rootfs: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsFd;
     let mounts = spec.mounts().clone().unwrap_or_default();
     let dests: Vec<&Path> = mounts.iter().map(|m| m.destination().as_path()).collect();
     let root = std::fs::File::open(rootfs)?;

@@ -31,11 +31,24 @@ pub struct Facts {
     pub joined: Vec<(&'static str, u64)>,
 }
 
-/// Refusals that need no CRIU: said before anything is frozen.
-pub fn refusal(spec: &Spec, opts: &CheckpointOptions) -> Option<String> {
+/// Why a container of this config cannot be checkpointed by myshim, if
+/// so (`check` says it too). A terminal's master is the shim's: a restore
+/// would need the new one CRIU hands back, which is not built.
+pub fn unsupported(spec: &Spec) -> Option<&'static str> {
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     if namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
-        return Some("a container in a user namespace cannot be checkpointed by myshim".into());
+        return Some("a container in a user namespace cannot be checkpointed by myshim");
+    }
+    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+        return Some("a container with a terminal (process.terminal) cannot be checkpointed by myshim");
+    }
+    None
+}
+
+/// Refusals that need no CRIU: said before anything is frozen.
+pub fn refusal(spec: &Spec, opts: &CheckpointOptions) -> Option<String> {
+    if let Some(why) = unsupported(spec) {
+        return Some(why.into());
     }
     if let Some(other) = opts.empty_namespaces.iter().find(|n| n.as_str() != "network") {
         return Some(format!("empty namespace {other:?}: only \"network\" can be left empty"));
@@ -180,6 +193,10 @@ mod tests {
     fn what_cannot_be_dumped_is_refused_before_criu_runs() {
         let userns = spec(serde_json::json!({"linux": {"namespaces": [{"type": "user"}]}}));
         assert!(refusal(&userns, &CheckpointOptions::default()).expect("refused").contains("user namespace"));
+        let tty = spec(
+            serde_json::json!({"process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "terminal": true}}),
+        );
+        assert!(refusal(&tty, &CheckpointOptions::default()).expect("refused").contains("process.terminal"));
         let plain = spec(serde_json::json!({}));
         let ipc = CheckpointOptions { empty_namespaces: vec!["ipc".into()], ..Default::default() };
         assert!(refusal(&plain, &ipc).expect("refused").contains("\"ipc\""));

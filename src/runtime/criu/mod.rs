@@ -40,45 +40,64 @@ pub enum CriuError {
     Died(u32),
     #[error("before the request: {0}")]
     Prepare(String),
+    #[error("at criu's {0} notification: {1}")]
+    Notified(String, String),
     #[error("criu answered {0:?}, not the request's answer")]
     Unexpected(rpc::Criu_req_type),
     #[error("criu {request:?} failed (errno {errno}){message}")]
     Failed { request: rpc::Criu_req_type, errno: i32, message: String },
 }
 
+/// What criu is handed besides its socket.
+#[derive(Default)]
+pub struct Handed {
+    /// Its fds 0-2, which a restored process inherits (none: /dev/null).
+    pub stdio: Option<[OwnedFd; 3]>,
+    /// Laid out at `FIRST_HANDED_FD` on, for a request to name by number.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Where criu finds the first of `Handed::fds`.
+pub const FIRST_HANDED_FD: i32 = SOCKET_FD + 1;
+
 /// Runs `req` through a fresh `criu swrk` (the binary `criu`). The fds the
-/// request names must stay open until it returns. `stdio` become criu's
-/// fds 0-2 (a restored process inherits them; none: /dev/null); `before`
-/// runs with criu's pid before the request is sent (a restore puts criu in
-/// the container's cgroup), `notified` with each notification's script
-/// and pid (a restore's `post-restore` names the restored init while its
-/// tasks are still stopped).
-pub async fn call(
+/// request names must stay open until it returns; `handed` are criu's
+/// only; `before`
+/// runs with criu's pid before the request is sent and may complete it (a
+/// restore puts criu in the container's cgroup and names that cgroup as
+/// the root), `notified` with each notification's script and pid, awaited
+/// before criu goes on (a restore's `setup-namespaces` runs hooks there,
+/// its `post-restore` names the restored init while its tasks are still
+/// stopped); its error fails the request.
+pub async fn call<'a>(
     reaper: &Reaper,
     criu: &Path,
-    req: rpc::Criu_req,
-    stdio: Option<[OwnedFd; 3]>,
-    before: impl FnOnce(i32) -> Result<(), String>,
-    notified: impl FnMut(&str, i32),
+    mut req: rpc::Criu_req,
+    handed: Handed,
+    before: impl FnOnce(i32, &mut rpc::Criu_req) -> Result<(), String>,
+    notified: impl FnMut(&str, i32) -> Notified<'a>,
 ) -> Result<rpc::Criu_resp, CriuError> {
     let (ours, theirs) = sys::seqpacket_pair()?;
-    // Above 3, so the child's dup2 onto 3 cannot clobber it.
-    let high = sys::dup_above(theirs.as_raw_fd(), SOCKET_FD + 1)?;
+    // Above every target, so the child's dup2s cannot clobber a source.
+    let top = FIRST_HANDED_FD + handed.fds.len() as i32;
+    let high = sys::dup_above(theirs.as_raw_fd(), top)?;
+    let mut layout = vec![high.as_raw_fd()];
+    let moved = handed.fds.iter().map(|f| sys::dup_above(f.as_raw_fd(), top)).collect::<Result<Vec<_>, _>>()?;
+    layout.extend(moved.iter().map(AsRawFd::as_raw_fd));
     let mut cmd = Command::new(criu);
     cmd.arg("swrk").arg(SOCKET_FD.to_string());
-    match stdio {
+    match handed.stdio {
         Some([i, o, e]) => cmd.stdin(Stdio::from(i)).stdout(Stdio::from(o)).stderr(Stdio::from(e)),
         None => cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()),
     };
     sys::die_with_parent(&mut cmd);
-    let child = sys::spawn_with_fds(&mut cmd, vec![high.as_raw_fd()])
-        .map_err(|e| CriuError::Spawn(criu.display().to_string(), e))?;
+    let child = sys::spawn_with_fds(&mut cmd, layout).map_err(|e| CriuError::Spawn(criu.display().to_string(), e))?;
     let pid = child.id() as i32;
     // Registered (and pinned) before any await: the reaper cannot miss it.
     let exited = reaper.register(pid);
     let pidfd = sys::pidfd_open(pid);
-    drop((high, theirs, child, cmd));
-    let answer = match before(pid) {
+    drop((high, theirs, moved, handed.fds, child, cmd));
+    let answer = match before(pid, &mut req) {
         Ok(()) => converse(ours, req, notified).await,
         Err(e) => Err(CriuError::Prepare(e)),
     };
@@ -94,6 +113,32 @@ pub async fn call(
         Ok(None) => Err(CriuError::Died(code)),
         Err(e) => Err(e),
     }
+}
+
+/// The namespaces a config joins by path that CRIU leaves external (as
+/// runc: the network's and the pid's), with CRIU's name for each kind.
+pub fn joined(spec: &oci_spec::runtime::Spec) -> Vec<(&'static str, std::path::PathBuf)> {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    namespaces
+        .iter()
+        .filter_map(|ns| {
+            let kind = match ns.typ() {
+                LinuxNamespaceType::Network => "net",
+                LinuxNamespaceType::Pid => "pid",
+                _ => return None,
+            };
+            Some((kind, ns.path().clone()?))
+        })
+        .collect()
+}
+
+/// What a notification's handler does before criu is answered.
+pub type Notified<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// A handler for notifications that need nothing done.
+pub fn ignore(_script: &str, _pid: i32) -> Notified<'static> {
+    Box::pin(async { Ok(()) })
 }
 
 /// A request of `kind` with `opts`, its external mounts (key, value) added.
@@ -112,20 +157,25 @@ fn request(kind: rpc::Criu_req_type, mut opts: rpc::Criu_opts, external: Vec<(St
 
 /// The request, then criu's packets until its answer; `None` if it closed
 /// the socket first.
-async fn converse(
+async fn converse<'a>(
     sock: OwnedFd,
     req: rpc::Criu_req,
-    mut notified: impl FnMut(&str, i32),
+    mut notified: impl FnMut(&str, i32) -> Notified<'a>,
 ) -> Result<Option<rpc::Criu_resp>, CriuError> {
     let request = req.type_();
     let sock = sys::async_fd(sock)?;
     send(&sock, &req.write_to_bytes()?).await?;
+    // A handler's failure is the reason, not CRIU's answer to the refusal.
+    let mut refused: Option<CriuError> = None;
     loop {
         let packet = recv(&sock).await?;
         if packet.is_empty() {
-            return Ok(None);
+            return refused.map_or(Ok(None), Err);
         }
         let resp = rpc::Criu_resp::parse_from_bytes(&packet)?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
         if !resp.success() {
             let message = Some(resp.cr_errmsg()).filter(|m| !m.is_empty()).map(|m| format!(": {m}"));
             return Err(CriuError::Failed { request, errno: resp.cr_errno(), message: message.unwrap_or_default() });
@@ -133,10 +183,12 @@ async fn converse(
         match resp.type_() {
             rpc::Criu_req_type::NOTIFY => {
                 ::log::debug!("criu: {} (pid {})", resp.notify.script(), resp.notify.pid());
-                notified(resp.notify.script(), resp.notify.pid());
+                let script = resp.notify.script();
+                let done = notified(script, resp.notify.pid()).await;
                 let mut ack = rpc::Criu_req::new();
                 ack.set_type(rpc::Criu_req_type::NOTIFY);
-                ack.set_notify_success(true);
+                ack.set_notify_success(done.is_ok());
+                refused = done.err().map(|e| CriuError::Notified(script.to_string(), e));
                 send(&sock, &ack.write_to_bytes()?).await?;
             }
             t if t == request => return Ok(Some(resp)),

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rust_criu::rust_criu_protobuf::rpc;
 
 /// The log CRIU writes in its work directory.
@@ -22,6 +22,9 @@ pub struct Facts {
     pub cgroup_dir: PathBuf,
     /// descriptors.json: what the dumped init's fds 0-2 were.
     pub descriptors: Vec<String>,
+    /// The namespaces the new container joins by path, in the order their
+    /// fds are handed to criu (CRIU's names: "net", "pid").
+    pub joined: Vec<&'static str>,
 }
 
 /// The RESTORE request: the restored init a child of the caller
@@ -61,12 +64,87 @@ pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
             o.inherit_fd.push(i);
         }
     }
+    // The other namespaces the new config joins, joined by CRIU as runc
+    // asks it (the cgroup's is refused before: CRIU cannot).
+    for ns in spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default() {
+        let name = match ns.typ() {
+            LinuxNamespaceType::Ipc => "ipc",
+            LinuxNamespaceType::Uts => "uts",
+            LinuxNamespaceType::Mount => "mnt",
+            LinuxNamespaceType::Time => "time",
+            _ => continue,
+        };
+        if let Some(path) = ns.path() {
+            let mut j = rpc::Join_namespace::new();
+            j.set_ns(name.into());
+            j.set_ns_file(path.to_string_lossy().into_owned());
+            o.join_ns.push(j);
+        }
+    }
+    // The dump named them external by these keys: the new ones are
+    // handed in under the same.
+    for (i, kind) in facts.joined.iter().enumerate() {
+        let mut f = rpc::Inherit_fd::new();
+        f.set_key(rust_criu::criu_ns_to_key(kind));
+        f.set_fd(super::FIRST_HANDED_FD + i as i32);
+        o.inherit_fd.push(f);
+    }
     super::request(rpc::Criu_req_type::RESTORE, o, external)
+}
+
+/// Why a config cannot be restored into, if so: checked before anything
+/// is made.
+pub fn refusal(spec: &Spec) -> Option<&'static str> {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+    let joins_cgroup = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup && n.path().is_some());
+    joins_cgroup.then_some("CRIU cannot restore into a cgroup namespace joined by path")
+}
+
+/// Names `cgroup` as the root the dumped cgroup is restored under (a new
+/// container's is not the dumped one's): CRIU's default root, as it
+/// applies to every controller.
+pub fn set_cgroup_root(req: &mut rpc::Criu_req, cgroup: &str) {
+    let mut root = rpc::Cgroup_root::new();
+    root.set_path(cgroup.to_string());
+    req.opts.mut_or_insert_default().cg_root.push(root);
+}
+
+/// The cgroup criu is in, from its /proc/<pid>/cgroup after the caller
+/// moved it into the container's: the freezer's where v1 hierarchies are
+/// used (this runtime's cgroup has one path in each), else v2's one line.
+pub fn cgroup_of(proc_cgroup: &str) -> Option<&str> {
+    let lines = proc_cgroup.lines().filter_map(|l| {
+        let mut f = l.splitn(3, ':');
+        Some((f.next()?, f.next()?, f.next()?))
+    });
+    let mut unified = None;
+    for (_, controllers, path) in lines {
+        if controllers.split(',').any(|c| c == "freezer") {
+            return Some(path);
+        }
+        if controllers.is_empty() {
+            unified = Some(path);
+        }
+    }
+    unified
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cgroup_root_is_the_v1_freezers_else_the_unified_one() {
+        let v2 = "0::/system.slice/myshim-ns-c2.scope\n";
+        assert_eq!(cgroup_of(v2), Some("/system.slice/myshim-ns-c2.scope"));
+        let hybrid = "12:cpu,cpuacct:/ns/c2\n7:freezer:/ns/c2\n1:name=systemd:/init.scope\n0::/\n";
+        assert_eq!(cgroup_of(hybrid), Some("/ns/c2"));
+        assert_eq!(cgroup_of("garbage"), None);
+        let mut req = rpc::Criu_req::new();
+        set_cgroup_root(&mut req, "/ns/c2");
+        let roots: Vec<(Option<&str>, &str)> = req.opts.cg_root.iter().map(|r| (r.ctrl.as_deref(), r.path())).collect();
+        assert_eq!(roots, [(None, "/ns/c2")]);
+    }
 
     #[test]
     fn the_restore_maps_each_external_mount_to_the_new_containers_and_hands_in_its_pipes() {
@@ -78,7 +156,8 @@ mod tests {
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/etc/hosts", "type": "bind", "source": "/h", "options": ["rbind", "ro"]},
                 {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-            ]
+            ],
+            "linux": {"namespaces": [{"type": "ipc", "path": "/proc/9/ns/ipc"}, {"type": "network", "path": "/n"}]}
         }))
         .expect("spec");
         let facts = Facts {
@@ -87,6 +166,7 @@ mod tests {
             root: PathBuf::from("/run/b/rootfs"),
             cgroup_dir: PathBuf::from("/sys/fs/cgroup/ns/c2"),
             descriptors: vec!["/dev/null".into(), "pipe:[123]".into(), "pipe:[124]".into()],
+            joined: vec!["net"],
         };
         let req = request(&spec, &facts);
         assert_eq!(req.type_(), rpc::Criu_req_type::RESTORE);
@@ -96,6 +176,17 @@ mod tests {
         let ext: Vec<(&str, &str)> = o.ext_mnt.iter().map(|m| (m.key(), m.val())).collect();
         assert_eq!(ext, [("/etc/hosts", "/h"), ("/sys/fs/cgroup", "/sys/fs/cgroup/ns/c2"), ("/dev/null", "/dev/null")]);
         let fds: Vec<(&str, i32)> = o.inherit_fd.iter().map(|i| (i.key(), i.fd())).collect();
-        assert_eq!(fds, [("pipe:[123]", 1), ("pipe:[124]", 2)]);
+        assert_eq!(fds, [("pipe:[123]", 1), ("pipe:[124]", 2), ("extRootNetNS", 4)]);
+        let joins: Vec<(&str, &str)> = o.join_ns.iter().map(|j| (j.ns(), j.ns_file())).collect();
+        assert_eq!(joins, [("ipc", "/proc/9/ns/ipc")], "net is handed in, not joined");
+        assert_eq!(refusal(&spec), None);
+        let mut cg = spec.clone();
+        let ns = oci_spec::runtime::LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Cgroup)
+            .path("/proc/9/ns/cgroup")
+            .build()
+            .expect("ns");
+        cg.linux_mut().as_mut().expect("linux").set_namespaces(Some(vec![ns]));
+        assert!(refusal(&cg).is_some_and(|r| r.contains("cgroup namespace")));
     }
 }
