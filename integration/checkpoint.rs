@@ -75,12 +75,13 @@ fn counted_then_checkpointed(id: &str, bundle: &Path, images: &Path, check: impl
     })
 }
 
-/// Connect, Create of `id` from `images`, Start: the shim's pid and the
-/// restored init's.
-async fn restored(c: &TaskClient, id: &str, bundle: &Path, images: &Path) -> (u32, i32) {
+/// Connect, Create of `id` from `images` (its stdout `stdout`, if any),
+/// Start: the shim's pid and the restored init's.
+async fn restored(c: &TaskClient, id: &str, bundle: &Path, images: &Path, stdout: &str) -> (u32, i32) {
     let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
     let mut req = create_request(id, bundle);
     req.checkpoint = images.to_string_lossy().into();
+    req.stdout = stdout.into();
     let pid = c.create(long(), &req).await.expect("Create from the checkpoint").pid as i32;
     c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
     (shim, pid)
@@ -237,7 +238,7 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let (shim, pid) = restored(&c, id, &b, &images).await;
+        let (shim, pid) = restored(&c, id, &b, &images, "").await;
         let s = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
         assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
         assert!(counts_on(pid), "the restored counter does not count");
@@ -257,19 +258,22 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
 }
 
 /// A paused container's checkpoint (left paused) restored into a new
-/// container, its own id, bundle and cgroup, while the original runs on:
-/// both count on, each in its own cgroup, and the new one's prestart and
+/// container, its own id, bundle, cgroup and stdout, while the original
+/// runs on: both count on, each in its own cgroup, the new one's output
+/// going on from the count at the checkpoint in its own log (its stdout
+/// pipe handed in for the dumped one), and the new one's prestart and
 /// createRuntime hooks run at the restore with its restored init's pid, as
 /// runc runs them (CRIU's setup-namespaces).
 #[test]
 fn criu_a_checkpoint_is_restored_into_a_new_container_beside_the_original() {
     assert_criu();
     let (a, b) = ("ck-twin-a", "ck-twin-b");
-    let ba = checked_bundle(a, &["sh", "-c", COUNTER]);
+    let counter = format!("{}; echo $i >/tmp/n; i=$((i+1)); sleep 0.2; done", "i=0; while :; do echo $i");
+    let ba = checked_bundle(a, &["sh", "-c", &counter]);
     let images = work_dir().join(format!("images-{a}"));
     let _ = std::fs::remove_dir_all(&images);
     let bb = bundle(&format!("bundle-{b}"));
-    let mut s = spec(b, &rootfs(b), &["sh", "-c", COUNTER]);
+    let mut s = spec(b, &rootfs(b), &["sh", "-c", &counter]);
     let hook = |kind: &str| {
         let out = bb.join(format!("{kind}.json"));
         serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}])
@@ -280,7 +284,9 @@ fn criu_a_checkpoint_is_restored_into_a_new_container_beside_the_original() {
     let (addr_a, addr_b) = (text(&start(&ba, a, None)), text(&start(&bb, b, None)));
     rt().block_on(async {
         let ca = client(addr_a.trim()).await;
-        let shim_a = create_started(&ca, a, &ba).await;
+        let mut req = create_request(a, &ba);
+        req.stdout = format!("file://{}", ba.join("out.log").display());
+        let shim_a = create_started_with(&ca, req).await;
         let pid_a = ca.state(ctx(), &StateRequest { id: a.into(), ..Default::default() }).await.expect("State").pid;
         let pid_a = pid_a as i32;
         assert!(counts_on(pid_a), "the counter never counted");
@@ -292,10 +298,15 @@ fn criu_a_checkpoint_is_restored_into_a_new_container_beside_the_original() {
         let s = ca.state(ctx(), &StateRequest { id: a.into(), ..Default::default() }).await.expect("State");
         assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::PAUSED));
         assert!(!counts_on(pid_a), "a paused container counted after the checkpoint");
+        let at = count(pid_a);
         ca.resume(ctx(), &ResumeRequest { id: a.into(), ..Default::default() }).await.expect("Resume");
         let cb = client(addr_b.trim()).await;
-        let (shim_b, pid_b) = restored(&cb, b, &bb, &images).await;
+        let out_b = format!("file://{}", bb.join("out.log").display());
+        let (shim_b, pid_b) = restored(&cb, b, &bb, &images, &out_b).await;
         assert!(counts_on(pid_b) && counts_on(pid_a), "both count on");
+        let printed = std::fs::read_to_string(bb.join("out.log")).unwrap_or_default();
+        let printed: Vec<u64> = printed.lines().filter_map(|l| l.parse().ok()).collect();
+        assert!(printed.len() > 1 && printed[0] >= at, "the restored output from {at} on: {printed:?}");
         let cgroup = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         assert!(cgroup(pid_b).contains(b) && cgroup(pid_a).contains(a), "{}\n{}", cgroup(pid_a), cgroup(pid_b));
         for kind in ["prestart", "createRuntime"] {
@@ -380,7 +391,7 @@ fn criu_a_container_in_joined_namespaces_is_restored_into_the_new_ones() {
     let addr = text(&start(&b, new, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let (shim, pid) = restored(&c, new, &b, &images).await;
+        let (shim, pid) = restored(&c, new, &b, &images, "").await;
         assert!(new_ns.holds(pid), "restored into the new config's namespaces");
         assert!(counts_on(pid), "the restored counter does not count");
         kill_delete_shutdown(&c, new, shim).await;
