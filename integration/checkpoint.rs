@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use containerd_shim_protos::api::{
-    CheckpointTaskRequest, ConnectRequest, DeleteRequest, PauseRequest, ResumeRequest, StartRequest, StateRequest,
-    WaitRequest,
+    CheckpointTaskRequest, ConnectRequest, CreateTaskRequest, DeleteRequest, PauseRequest, ResumeRequest, StartRequest,
+    StateRequest, WaitRequest,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::Message;
@@ -436,39 +436,76 @@ fn criu_a_failed_restore_says_why_and_leaves_nothing() {
     assert_no_leftovers(id);
 }
 
-/// A container with a terminal is refused before anything is frozen: its
-/// pty master is the shim's (a restore would need the one CRIU hands back),
-/// and it runs on.
+/// The terminal fifos of `id`'s bundle `b`: the test's ends (stdin to
+/// write, stdout to read without blocking) and the Create that uses them.
+fn terminal_create(id: &str, b: &Path) -> (std::fs::File, std::fs::File, CreateTaskRequest) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (stdin, stdout) = (b.join("stdin"), b.join("stdout"));
+    crate::terminal::fifo(&stdin);
+    crate::terminal::fifo(&stdout);
+    let out = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&stdout).expect("out");
+    let inp = std::fs::OpenOptions::new().read(true).write(true).open(&stdin).expect("in");
+    let mut req = create_request(id, b);
+    req.terminal = true;
+    req.stdin = stdin.to_string_lossy().into();
+    req.stdout = stdout.to_string_lossy().into();
+    (inp, out, req)
+}
+
+/// containerd's TestCheckpointRestorePTY, through the Task API: a shell
+/// reading its terminal, checkpointed with exit, restored as a new
+/// container with new fifos: what is typed into the new terminal reaches
+/// the restored shell (the master CRIU makes, handed over at its
+/// orphan-pts-master notification, behind the console copy), its answer
+/// comes out, its exit is reported.
 #[test]
-fn refused_a_checkpoint_of_a_container_with_a_terminal() {
-    let id = "ck-tty";
-    let b = bundle(&format!("bundle-{id}"));
-    let mut s = spec(id, &rootfs(id), &["sleep", "1000"]);
-    s["process"]["terminal"] = serde_json::json!(true);
-    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
-    let out = b.join("stdout");
-    crate::terminal::fifo(&out);
-    // Held open both ways: the console's copy never blocks on it.
-    let _held = std::fs::OpenOptions::new().read(true).write(true).open(&out).expect("stdout fifo");
+fn criu_a_container_with_a_terminal_is_checkpointed_and_restored() {
+    use std::io::Write;
+    assert_criu();
+    let (id, new) = ("ck-tty", "ck-tty-new");
+    let script = "read A; echo z${A}z";
+    let with_terminal = |id: &str| {
+        let b = bundle(&format!("bundle-{id}"));
+        let mut s = spec(id, &rootfs(id), &["sh", "-c", script]);
+        s["process"]["terminal"] = serde_json::json!(true);
+        std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+        assert_checks_clean(&b);
+        b
+    };
+    let b = with_terminal(id);
+    let images = work_dir().join(format!("images-{id}"));
+    let _ = std::fs::remove_dir_all(&images);
+    let (_in, _out, req) = terminal_create(id, &b);
     let addr = text(&start(&b, id, None));
     rt().block_on(async {
         let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let mut req = create_request(id, &b);
-        req.terminal = true;
-        req.stdout = out.to_string_lossy().into();
-        c.create(ctx(), &req).await.expect("Create");
-        c.start(ctx(), &StartRequest { id: id.into(), ..Default::default() }).await.expect("Start");
-        let images = work_dir().join(format!("images-{id}"));
-        let ck = CheckpointTaskRequest { id: id.into(), path: images.to_string_lossy().into(), ..Default::default() };
-        let m = expect_code(c.checkpoint(ctx(), &ck).await, Code::INVALID_ARGUMENT, "a terminal");
-        assert!(m.contains("terminal"), "{m}");
-        assert!(!images.exists(), "nothing made for a refused checkpoint");
-        let state = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State");
-        assert_eq!(state.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING));
-        kill_delete_shutdown(&c, id, shim).await;
+        let shim = create_started_with(&c, req).await;
+        // The shell is reading its terminal when it is dumped.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(checkpoint_to_exit(&c, id, &images).await, 137, "ended by CRIU");
+        c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
     });
+    let b = with_terminal(new);
+    let (mut inp, mut out, mut req) = terminal_create(new, &b);
+    req.checkpoint = images.to_string_lossy().into();
+    let addr = text(&start(&b, new, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        c.create(long(), &req).await.expect("Create from the checkpoint of a terminal");
+        c.start(ctx(), &StartRequest { id: new.into(), ..Default::default() }).await.expect("Start");
+        inp.write_all(b"hello\n").expect("stdin");
+        let mut got = String::new();
+        crate::terminal::read_until(&mut out, &mut got, "zhelloz");
+        let wait = WaitRequest { id: new.into(), ..Default::default() };
+        assert_eq!(c.wait(ctx(), &wait).await.expect("Wait").exit_status, 0, "{got:?}");
+        c.delete(ctx(), &DeleteRequest { id: new.into(), ..Default::default() }).await.expect("Delete");
+        shutdown(&c, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
     assert_no_leftovers(id);
+    assert_no_leftovers(new);
 }
 
 /// A Create from a directory that is no checkpoint fails naming what is

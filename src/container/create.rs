@@ -297,7 +297,7 @@ impl Shim {
             }
         };
         let console = if terminal {
-            match super::attach_console(&spawned, &req.io.stdin, &req.io.stdout) {
+            match super::attach_console(&mut spawned, &req.io.stdin, &req.io.stdout) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     undo.init = Some((spawned, exited));

@@ -92,7 +92,7 @@ impl Shim {
             }
         };
         let console = if process_terminal {
-            match super::attach_console(&spawned, &req.io.stdin, &req.io.stdout) {
+            match super::attach_console(&mut spawned, &req.io.stdin, &req.io.stdout) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     kill_and_reap(spawned, exited).await;

@@ -95,13 +95,16 @@ fn stderr_unless_terminal(io: &IoPaths, terminal: bool) -> &str {
 /// Takes the pty master the init left at CONSOLE_FD (before it execs: the
 /// fd is close-on-exec) and starts copying it to and from the fifos.
 fn attach_console(
-    spawned: &crate::runtime::Spawned,
+    spawned: &mut crate::runtime::Spawned,
     stdin: &str,
     stdout: &str,
 ) -> Result<crate::console::Console, String> {
     use std::os::fd::AsRawFd;
-    let master = crate::sys::pidfd_getfd(spawned.pidfd.as_raw_fd(), crate::runtime::init::CONSOLE_FD)
-        .map_err(|e| format!("take the terminal from the init: {e}"))?;
+    let master = match spawned.console.take() {
+        Some(held) => held,
+        None => crate::sys::pidfd_getfd(spawned.pidfd.as_raw_fd(), crate::runtime::init::CONSOLE_FD)
+            .map_err(|e| format!("take the terminal from the init: {e}"))?,
+    };
     crate::console::Console::start(master, stdin, stdout).map_err(|e| format!("terminal: {e}"))
 }
 

@@ -25,9 +25,6 @@ use crate::sys;
 /// What a restore of `images` into a container of `spec` is refused for,
 /// said before anything is made; else the images' descriptors.json.
 pub fn check(spec: &Spec, images: &Path) -> Result<Vec<String>, String> {
-    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
-        return Err("a restore with a terminal is not supported".into());
-    }
     if let Some(why) = restore::refusal(spec) {
         return Err(why.into());
     }
@@ -93,6 +90,7 @@ impl Shim {
         let req = restore::request(into.spec, &facts);
         let stdio = dup3(into.stdio).map_err(|e| fail("stdio", e.to_string()))?;
         let mut restored: Option<(i32, oneshot::Receiver<u32>)> = None;
+        let mut console: Option<OwnedFd> = None;
         let (cgroup, resources) = (into.cgroup, into.resources);
         let (reaper, spec, bundle) = (&self.reaper, into.spec, into.bundle);
         let answer = criu::call(
@@ -109,7 +107,7 @@ impl Shim {
                 restore::set_cgroup_root(req, path);
                 Ok(())
             },
-            |script, pid| -> criu::Notified<'_> {
+            |script, pid, fd| -> criu::Notified<'_> {
                 match script {
                     // In its namespaces, nothing of it run yet: where runc
                     // runs these two kinds on a restore.
@@ -117,9 +115,14 @@ impl Shim {
                     "post-restore" if restored.is_none() => {
                         // Its tasks are still stopped: no exit can come first.
                         restored = Some((pid, reaper.register(pid)));
-                        criu::ignore(script, pid)
+                        criu::ignore(script, pid, fd)
                     }
-                    _ => criu::ignore(script, pid),
+                    // A terminal's new master: the old one was this shim's.
+                    "orphan-pts-master" => {
+                        console = fd;
+                        criu::ignore(script, pid, None)
+                    }
+                    _ => criu::ignore(script, pid, fd),
                 }
             },
         )
@@ -140,7 +143,7 @@ impl Shim {
         let pidfd = sys::pidfd_open(pid).map_err(|e| fail("restore", format!("pidfd of {pid}: {e}")))?;
         let chan = ParentEnd::unused().map_err(|e| fail("restore", e.to_string()))?;
         let _ = std::fs::remove_dir_all(&into.work);
-        Ok((Spawned { pid, pidfd, chan }, exited))
+        Ok((Spawned { pid, pidfd, chan, console }, exited))
     }
 }
 

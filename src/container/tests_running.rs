@@ -81,7 +81,7 @@ fn spawn_double(is_exec: bool) -> (Double, Arc<Process>, oneshot::Receiver<u32>)
     let (parent, init) = std::os::unix::net::UnixStream::pair().expect("socketpair");
     parent.set_nonblocking(true).expect("nonblocking");
     let chan = ParentEnd(tokio::net::UnixStream::from_std(parent).expect("tokio stream"));
-    let spawned = Spawned { pid, pidfd, chan };
+    let spawned = Spawned { pid, pidfd, chan, console: None };
     let p = Process::new(spawned, Phase::Ready, io(), Relays::default(), Default::default(), is_exec);
     let (reaped, rx) = oneshot::channel();
     (Double { child, init: InitEnd(init), reaped }, p, rx)

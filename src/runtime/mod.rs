@@ -26,6 +26,9 @@ pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub chan: ParentEnd,
+    /// A terminal's master the shim already holds (a restored one, handed
+    /// over by CRIU); else a spawned init's is taken from it.
+    pub console: Option<OwnedFd>,
 }
 
 /// Holds the read-only view of our binary the inits are exec'd from, one
@@ -131,7 +134,7 @@ fn spawn_from(
     drop(high);
     drop(child);
     parent.set_nonblocking(true)?;
-    Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?) })
+    Ok(Spawned { pid, pidfd, chan: ParentEnd(tokio::net::UnixStream::from_std(parent)?), console: None })
 }
 
 /// Freeing a copy's pages takes about as long as making them, and whoever

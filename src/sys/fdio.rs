@@ -58,15 +58,29 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((ours, theirs))
 }
 
-/// The next packet whole, however long (its length peeked first); empty at
-/// the peer's close.
-pub fn recv_packet(fd: RawFd) -> io::Result<Vec<u8>> {
-    use nix::sys::socket::{recv, MsgFlags};
+/// The next packet whole, however long (its length peeked first), and the
+/// fd it carries, if one (SCM_RIGHTS, received close-on-exec); empty at the
+/// peer's close.
+pub fn recv_packet(fd: RawFd) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
+    use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
     let len = recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
     let mut buf = vec![0u8; len];
-    let n = recv(fd, &mut buf, MsgFlags::MSG_TRUNC)?;
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let (n, mut fds) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(got) = c {
+                fds.extend(got);
+            }
+        }
+        (msg.bytes, fds)
+    };
     buf.truncate(n.min(len));
-    Ok(buf)
+    // SAFETY: SCM_RIGHTS gave this process these fds; nothing else owns them.
+    let mut owned: Vec<OwnedFd> = fds.drain(..).map(|f| unsafe { OwnedFd::from_raw_fd(f) }).collect();
+    Ok((buf, owned.pop()))
 }
 
 /// O_NONBLOCK on (`on`) or off.

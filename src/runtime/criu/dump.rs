@@ -32,15 +32,11 @@ pub struct Facts {
 }
 
 /// Why a container of this config cannot be checkpointed by myshim, if
-/// so (`check` says it too). A terminal's master is the shim's: a restore
-/// would need the new one CRIU hands back, which is not built.
+/// so (`check` says it too).
 pub fn unsupported(spec: &Spec) -> Option<&'static str> {
     let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
     if namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User) {
         return Some("a container in a user namespace cannot be checkpointed by myshim");
-    }
-    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
-        return Some("a container with a terminal (process.terminal) cannot be checkpointed by myshim");
     }
     None
 }
@@ -193,10 +189,6 @@ mod tests {
     fn what_cannot_be_dumped_is_refused_before_criu_runs() {
         let userns = spec(serde_json::json!({"linux": {"namespaces": [{"type": "user"}]}}));
         assert!(refusal(&userns, &CheckpointOptions::default()).expect("refused").contains("user namespace"));
-        let tty = spec(
-            serde_json::json!({"process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}, "terminal": true}}),
-        );
-        assert!(refusal(&tty, &CheckpointOptions::default()).expect("refused").contains("process.terminal"));
         let plain = spec(serde_json::json!({}));
         let ipc = CheckpointOptions { empty_namespaces: vec!["ipc".into()], ..Default::default() };
         assert!(refusal(&plain, &ipc).expect("refused").contains("\"ipc\""));

@@ -65,17 +65,18 @@ pub const FIRST_HANDED_FD: i32 = SOCKET_FD + 1;
 /// only; `before`
 /// runs with criu's pid before the request is sent and may complete it (a
 /// restore puts criu in the container's cgroup and names that cgroup as
-/// the root), `notified` with each notification's script and pid, awaited
-/// before criu goes on (a restore's `setup-namespaces` runs hooks there,
-/// its `post-restore` names the restored init while its tasks are still
-/// stopped); its error fails the request.
+/// the root), `notified` with each notification's script, pid and the fd
+/// it carries, awaited before criu goes on (a restore's `setup-namespaces`
+/// runs hooks there, its `orphan-pts-master` hands over a restored
+/// terminal's new master, its `post-restore` names the restored init while
+/// its tasks are still stopped); its error fails the request.
 pub async fn call<'a>(
     reaper: &Reaper,
     criu: &Path,
     mut req: rpc::Criu_req,
     handed: Handed,
     before: impl FnOnce(i32, &mut rpc::Criu_req) -> Result<(), String>,
-    notified: impl FnMut(&str, i32) -> Notified<'a>,
+    notified: impl FnMut(&str, i32, Option<OwnedFd>) -> Notified<'a>,
 ) -> Result<rpc::Criu_resp, CriuError> {
     let (ours, theirs) = sys::seqpacket_pair()?;
     // Above every target, so the child's dup2s cannot clobber a source.
@@ -137,7 +138,7 @@ pub fn joined(spec: &oci_spec::runtime::Spec) -> Vec<(&'static str, std::path::P
 pub type Notified<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// A handler for notifications that need nothing done.
-pub fn ignore(_script: &str, _pid: i32) -> Notified<'static> {
+pub fn ignore(_script: &str, _pid: i32, _fd: Option<OwnedFd>) -> Notified<'static> {
     Box::pin(async { Ok(()) })
 }
 
@@ -160,7 +161,7 @@ fn request(kind: rpc::Criu_req_type, mut opts: rpc::Criu_opts, external: Vec<(St
 async fn converse<'a>(
     sock: OwnedFd,
     req: rpc::Criu_req,
-    mut notified: impl FnMut(&str, i32) -> Notified<'a>,
+    mut notified: impl FnMut(&str, i32, Option<OwnedFd>) -> Notified<'a>,
 ) -> Result<Option<rpc::Criu_resp>, CriuError> {
     let request = req.type_();
     let sock = sys::async_fd(sock)?;
@@ -168,7 +169,7 @@ async fn converse<'a>(
     // A handler's failure is the reason, not CRIU's answer to the refusal.
     let mut refused: Option<CriuError> = None;
     loop {
-        let packet = recv(&sock).await?;
+        let (packet, fd) = recv(&sock).await?;
         if packet.is_empty() {
             return refused.map_or(Ok(None), Err);
         }
@@ -184,7 +185,7 @@ async fn converse<'a>(
             rpc::Criu_req_type::NOTIFY => {
                 ::log::debug!("criu: {} (pid {})", resp.notify.script(), resp.notify.pid());
                 let script = resp.notify.script();
-                let done = notified(script, resp.notify.pid()).await;
+                let done = notified(script, resp.notify.pid(), fd).await;
                 let mut ack = rpc::Criu_req::new();
                 ack.set_type(rpc::Criu_req_type::NOTIFY);
                 ack.set_notify_success(done.is_ok());
@@ -206,7 +207,7 @@ async fn send(sock: &AsyncFd<OwnedFd>, packet: &[u8]) -> std::io::Result<()> {
     }
 }
 
-async fn recv(sock: &AsyncFd<OwnedFd>) -> std::io::Result<Vec<u8>> {
+async fn recv(sock: &AsyncFd<OwnedFd>) -> std::io::Result<(Vec<u8>, Option<OwnedFd>)> {
     loop {
         let mut ready = sock.readable().await?;
         if let Ok(r) = ready.try_io(|s| sys::recv_packet(s.as_raw_fd())) {

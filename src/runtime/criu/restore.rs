@@ -40,6 +40,9 @@ pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
     o.set_rst_sibling(true);
     o.set_manage_cgroups(true);
     o.set_notify_scripts(true);
+    // A terminal's slave comes back without its master (that was the
+    // shim's): CRIU makes a new one and hands it over.
+    o.set_orphan_pts_master(true);
     let mut external: Vec<(String, String)> = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let typ = m.typ().as_deref().unwrap_or_default();
@@ -171,7 +174,7 @@ mod tests {
         let req = request(&spec, &facts);
         assert_eq!(req.type_(), rpc::Criu_req_type::RESTORE);
         let o = req.opts.as_ref().expect("opts");
-        assert!(o.rst_sibling() && o.notify_scripts() && o.manage_cgroups());
+        assert!(o.rst_sibling() && o.notify_scripts() && o.manage_cgroups() && o.orphan_pts_master());
         assert_eq!((o.images_dir_fd(), o.work_dir_fd(), o.root()), (7, 8, "/run/b/rootfs"));
         let ext: Vec<(&str, &str)> = o.ext_mnt.iter().map(|m| (m.key(), m.val())).collect();
         assert_eq!(ext, [("/etc/hosts", "/h"), ("/sys/fs/cgroup", "/sys/fs/cgroup/ns/c2"), ("/dev/null", "/dev/null")]);
