@@ -559,3 +559,39 @@ fn criu_ctr_restores_a_removed_container_from_its_checkpoint_image() {
     remove(id);
     assert_no_leftovers(id);
 }
+
+/// A container with a live exec checkpoints (left running) as under runc:
+/// the dump is of the init's tree, which an exec (the shim's child, joined
+/// by setns) is not in, and the init and the exec both run on.
+#[test]
+fn criu_a_container_with_a_live_exec_is_checkpointed_and_both_run_on() {
+    assert_criu();
+    let id = "ck-exec";
+    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
+    let images = work_dir().join(format!("images-{id}"));
+    let _ = std::fs::remove_dir_all(&images);
+    let addr = text(&start(&b, id, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = create_started(&c, id, &b).await;
+        let mut exec = exec_request(id, "e1", &["sleep", "1000"]);
+        exec.stdout = String::new();
+        c.exec(ctx(), &exec).await.expect("Exec");
+        let start = StartRequest { id: id.into(), exec_id: "e1".into(), ..Default::default() };
+        let exec_pid = c.start(ctx(), &start).await.expect("Start the exec").pid as i32;
+        let req = CheckpointTaskRequest { id: id.into(), path: images.to_string_lossy().into(), ..Default::default() };
+        c.checkpoint(long(), &req).await.expect("Checkpoint with an exec running");
+        assert!(images.join("inventory.img").exists(), "no images");
+        for exec_id in ["", "e1"] {
+            let req = StateRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
+            let s = c.state(ctx(), &req).await.expect("State");
+            assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING), "{exec_id:?}");
+        }
+        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
+        assert!(counts_on(pid as i32), "the init stopped after the checkpoint");
+        assert!(std::path::Path::new(&format!("/proc/{exec_pid}")).exists(), "the exec is gone");
+        kill_delete_shutdown(&c, id, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(id);
+}
