@@ -3,11 +3,11 @@
 //! every step taken, so a failed Create leaves nothing behind.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::hooks::run_kinds;
+use super::prepared::{Init, Prepared, Undo};
 use super::process::{Logger, Outputs};
 use super::{stderr_unless_terminal, Confinement, Container, IoPaths, Process, Shim};
 use crate::cgroups::{self, Cgroup};
@@ -18,7 +18,7 @@ use crate::runtime::channel::{InitConfig, Phase, RootfsSetup};
 use crate::runtime::namespaces::{IdMaps, NsPlan};
 use crate::runtime::Spawned;
 use crate::stdio::{Owner, Stdio};
-use crate::{spec, state, sys};
+use crate::{spec, state};
 use containerd_shim_protos::api::Mount;
 use containerd_shim_protos::events::task::{TaskCreate, TaskIO};
 use containerd_shim_protos::protobuf::MessageField;
@@ -33,50 +33,6 @@ pub struct CreateRequest {
     pub options: ShimOptions,
     /// A checkpoint directory to restore from instead of starting anew.
     pub checkpoint: String,
-}
-
-/// What Create has done so far, to be undone if a later step fails.
-#[derive(Default)]
-struct Undo {
-    rootfs: Option<PathBuf>,
-    init: Option<(Spawned, tokio::sync::oneshot::Receiver<u32>)>,
-    /// The cgroup, and whether what is left in it is killed (a shared pid
-    /// namespace: the init's death does not end the rest).
-    cgroup: Option<(Cgroup, bool)>,
-    state_dir: Option<PathBuf>,
-    /// Once the init exists, a failed Create still ends with poststop.
-    poststop: Option<Arc<Spec>>,
-    logger: Option<Logger>,
-}
-
-/// Kills a spawned process that will not be kept and waits until it is reaped.
-pub async fn kill_and_reap(spawned: Spawned, exited: tokio::sync::oneshot::Receiver<u32>) {
-    let _ = sys::pidfd_send_signal(spawned.pidfd.as_raw_fd(), libc::SIGKILL);
-    let _ = exited.await;
-}
-
-impl Undo {
-    async fn run(self) {
-        if let Some((spawned, exited)) = self.init {
-            kill_and_reap(spawned, exited).await;
-        }
-        if let Some(l) = self.logger {
-            l.stop().await;
-        }
-        if let Some((cg, kill_all)) = self.cgroup {
-            if let Err(e) = super::off_loop(move || cg.destroy(kill_all, std::time::Duration::from_secs(3))).await {
-                log::warn!("create rollback: {e}");
-            }
-        }
-        if let Some(root) = self.rootfs {
-            if let Err(e) = sys::umount_detach(&root) {
-                log::warn!("create rollback: unmount {}: {e}", root.display());
-            }
-        }
-        if let Some(dir) = self.state_dir {
-            let _ = state::remove(&dir);
-        }
-    }
 }
 
 fn check_id(id: &str) -> Result<(), TaskError> {
@@ -154,12 +110,10 @@ impl Shim {
         self: &Arc<Self>,
         req: &CreateRequest,
         bundle: &Path,
-        spec: oci_spec::runtime::Spec,
+        spec: Spec,
         undo: &mut Undo,
     ) -> Result<Arc<Container>, TaskError> {
         let id = req.id.as_str();
-        let rootfs = crate::spec::rootfs_path(&spec, bundle);
-        let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
         // A restore's images are checked before anything is made.
         let restoring = match req.checkpoint.as_str() {
             "" => None,
@@ -168,6 +122,29 @@ impl Shim {
                     .map_err(|e| TaskError::invalid("create", id, "checkpoint", e))?,
             ),
         };
+        let p = self.before_init(req, bundle, &spec, undo).await?;
+        let (spawned, exited, phase) = match restoring {
+            None => self.start_init(req, bundle, spec, &p, undo).await?,
+            Some(descriptors) => self.restore_init(req, bundle, &spec, &p, descriptors, undo).await?,
+        };
+        self.finish(req, p, (spawned, exited, phase), undo)
+    }
+
+    /// Everything the init needs before it exists: the rootfs mounted, the
+    /// cgroup claimed, stdio opened (a logger started), the plan.
+    async fn before_init(
+        &self,
+        req: &CreateRequest,
+        bundle: &Path,
+        spec: &Spec,
+        undo: &mut Undo,
+    ) -> Result<Prepared, TaskError> {
+        let id = req.id.as_str();
+        if spec.process().is_none() {
+            return Err(TaskError::invalid("create", id, "config.json", "process: must be set"));
+        }
+        let rootfs = crate::spec::rootfs_path(spec, bundle);
+        let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
         if !req.rootfs.is_empty() {
             // Off the event loop: an overlay mount on a busy disk can take long.
             let (mounts, target) = (req.rootfs.clone(), rootfs.clone());
@@ -186,16 +163,8 @@ impl Shim {
         // Registered before any await: the reaper cannot miss its exit.
         undo.logger = stdio.logger.map(|pid| Logger { pid: pid as i32, exited: self.reaper.register(pid as i32) });
         stdio.logger_ready().await.map_err(|e| TaskError::invalid("create", id, "open stdio", e))?;
-        let plan = NsPlan::from_spec(&spec);
-        let shared_pidns = !plan.new_pid;
-        let hooked = Kind::ALL.iter().any(|k| !hooks::planned(&spec, &[*k]).is_empty());
-        let hooks_spec = hooked.then(|| Arc::new(spec.clone()));
-        let pause_for_hooks = !hooks::planned(&spec, &CREATE_HOOKS).is_empty();
-        let process = spec
-            .process()
-            .clone()
-            .ok_or_else(|| TaskError::invalid("create", id, "config.json", "process: must be set"))?;
-        let resources = linux.and_then(|l| l.resources().clone());
+        let plan = NsPlan::from_spec(spec);
+        let hooked = Kind::ALL.iter().any(|k| !hooks::planned(spec, &[*k]).is_empty());
         let confinement = Confinement {
             seccomp: linux.and_then(|l| l.seccomp().clone()),
             personality: linux.and_then(|l| l.personality().clone()),
@@ -204,99 +173,89 @@ impl Shim {
                 .and_then(|sc| sc.listener_path().as_ref())
                 .map(|_| Arc::new(spec.clone())),
         };
-        let state_dir = state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id);
-        let record = |pid| state::Record {
-            id: id.to_string(),
-            bundle: bundle.to_path_buf(),
-            rootfs_mount: undo.rootfs.clone(),
-            cgroup: cgroup.placement().path,
-            systemd_unit: cgroup.placement().systemd,
-            cgroup_owned: cgroup.owned(),
-            shared_pidns,
-            pid,
-        };
-        let restored = restoring.is_some();
-        let (spawned, exited) = match restoring {
-            None => {
-                let spawned = self
-                    .runtime
-                    .spawn(&plan, &stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
-                    .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
-                // Registered before any await: the reaper cannot miss this exit.
-                let exited = self.reaper.register(spawned.pid);
-                (spawned, exited)
-            }
-            Some(descriptors) => {
-                // Recorded, and the cgroup undone, before CRIU makes it.
-                let first = record(0);
-                undo.state_dir = Some(state_dir.clone());
-                state::write(&state_dir, &first).map_err(|e| TaskError::internal("create", id, "write state", e))?;
-                undo.cgroup = Some((cgroup.clone(), shared_pidns));
-                let into = super::restore::Into {
-                    spec: &spec,
-                    rootfs: &rootfs,
-                    cgroup: &cgroup,
-                    resources: resources.as_ref(),
-                    stdio: &stdio.container,
-                    work: state_dir.join("criu-restore"),
-                    bundle,
-                };
-                self.restore(id, Path::new(&req.checkpoint), descriptors, into).await?
-            }
-        };
+        Ok(Prepared {
+            rootfs,
+            terminal,
+            cgroup,
+            stdio,
+            shared_pidns: !plan.new_pid,
+            plan,
+            hooks_spec: hooked.then(|| Arc::new(spec.clone())),
+            resources: linux.and_then(|l| l.resources().clone()),
+            confinement,
+            state_dir: state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id),
+        })
+    }
+
+    /// A new init: spawned into its namespaces, recorded, in its cgroup,
+    /// through the handshake to Ready.
+    async fn start_init(
+        &self,
+        req: &CreateRequest,
+        bundle: &Path,
+        spec: Spec,
+        p: &Prepared,
+        undo: &mut Undo,
+    ) -> Result<Init, TaskError> {
+        let id = req.id.as_str();
+        let spawned = self
+            .runtime
+            .spawn(&p.plan, &p.stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
+            .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
+        // Registered before any await: the reaper cannot miss this exit.
+        let exited = self.reaper.register(spawned.pid);
         let pid = spawned.pid;
-        undo.init = Some((spawned, exited));
-        undo.poststop = hooks_spec.clone();
         // Recorded before the cgroup is made: a shim that dies from here on
         // leaves the `delete` cleanup all it needs to undo, and only that.
-        undo.state_dir = Some(state_dir.clone());
-        state::write(&state_dir, &record(pid)).map_err(|e| TaskError::internal("create", id, "write state", e))?;
+        p.adopt(id, bundle, (spawned, exited), undo)?;
         // The cgroup is made and limited while the init loads (on the other
-        // core): the init joins it only once it has its config, below.
-        undo.cgroup = Some((cgroup.clone(), shared_pidns));
-        // In a user namespace the init cannot write the host's cgroup files:
-        // the shim moves it instead. A restored init is in it already.
-        let cgroup_tasks = if plan.in_userns || restored {
+        // core): the init joins it only once it has its config, below. In a
+        // user namespace the init cannot write the host's cgroup files: the
+        // shim moves it instead.
+        let cgroup_tasks = if p.plan.in_userns {
             Vec::new()
         } else {
-            cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?
+            p.cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?
         };
-        let self_join = !cgroup_tasks.is_empty();
-        if self_join {
-            cgroup.limit(resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
-        }
-        if !self_join && !restored {
-            cgroup.enter(pid, resources.as_ref()).map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
-        }
-
-        let Some((mut spawned, exited)) = undo.init.take() else {
-            return Err(TaskError::Internal(format!("create {id}: init lost")));
+        let into_cgroup = if cgroup_tasks.is_empty() {
+            p.cgroup.enter(pid, p.resources.as_ref())
+        } else {
+            p.cgroup.limit(p.resources.as_ref())
         };
+        into_cgroup.map_err(|e| TaskError::internal("create", id, "cgroup", e))?;
+        let (mut spawned, exited) = undo.take_init(id)?;
         let seccomp_listener = super::seccomp_listener(&spec, id, "creating", (pid, pid), &req.bundle);
         let config = InitConfig {
             id: id.to_string(),
-            plan,
-            rootfs: Some(RootfsSetup { path: rootfs, spec }),
-            process,
-            pause_for_hooks,
+            plan: p.plan.clone(),
+            process: spec.process().clone().unwrap_or_default(), // checked by before_init
+            pause_for_hooks: !hooks::planned(&spec, &CREATE_HOOKS).is_empty(),
+            rootfs: Some(RootfsSetup { path: p.rootfs.clone(), spec }),
             cgroup_tasks,
-            seccomp: confinement.seccomp.clone(),
-            personality: confinement.personality.clone(),
+            seccomp: p.confinement.seccomp.clone(),
+            personality: p.confinement.personality.clone(),
             seccomp_listener,
         };
-        let handshake = if restored {
-            Ok(Phase::Execed)
-        } else {
-            self.handshake(&mut spawned, config, hooks_spec.as_deref(), bundle).await
-        };
-        let phase = match handshake {
-            Ok(phase) => phase,
+        match self.handshake(&mut spawned, config, p.hooks_spec.as_deref(), bundle).await {
+            Ok(phase) => Ok((spawned, exited, phase)),
             Err(e) => {
                 undo.init = Some((spawned, exited));
-                return Err(TaskError::Internal(format!("create {id}: {e}")));
+                Err(TaskError::Internal(format!("create {id}: {e}")))
             }
-        };
-        let console = if terminal {
+        }
+    }
+
+    /// The container made of a Ready (or restored) init: its console, its
+    /// Process, the OOM watch, its exit's publication, its registry entry.
+    fn finish(
+        &self,
+        req: &CreateRequest,
+        p: Prepared,
+        (mut spawned, exited, phase): Init,
+        undo: &mut Undo,
+    ) -> Result<Arc<Container>, TaskError> {
+        let id = req.id.as_str();
+        let console = if p.terminal {
             match super::attach_console(&mut spawned, &req.io.stdin, &req.io.stdout) {
                 Ok(c) => Some(c),
                 Err(e) => {
@@ -311,13 +270,14 @@ impl Shim {
             stdin: req.io.stdin.clone(),
             stdout: req.io.stdout.clone(),
             stderr: req.io.stderr.clone(),
-            terminal,
+            terminal: p.terminal,
         };
+        let mut stdio = p.stdio;
         // A terminal's input goes through the console instead.
-        let stdin = if terminal { None } else { stdio.take_stdin_feed() };
+        let stdin = if p.terminal { None } else { stdio.take_stdin_feed() };
         let out = Outputs { logger: undo.logger.take(), console, stdin };
         let init = Process::new(spawned, phase, io, stdio.into_relays(), out, false);
-        let oom = match cgroup.oom_source() {
+        let oom = match p.cgroup.oom_source() {
             Ok(Some(source)) => super::oom::Oom::start(source, self.events.clone(), id)
                 .map_err(|e| log::warn!("create {id}: watch oom: {e}"))
                 .ok(),
@@ -331,20 +291,20 @@ impl Shim {
         let c = Arc::new(Container {
             id: id.to_string(),
             bundle: req.bundle.clone(),
-            spec: hooks_spec,
+            spec: p.hooks_spec,
             init: init.clone(),
             execs: Mutex::new(HashMap::new()),
-            cgroup: cgroup.clone(),
-            shared_pidns,
+            cgroup: p.cgroup.clone(),
+            shared_pidns: p.shared_pidns,
             rootfs_mount: undo.rootfs.take(),
-            state_dir,
-            confinement,
+            state_dir: p.state_dir,
+            confinement: p.confinement,
             oom,
         });
         *undo = Undo::default();
         // As the runc shim: where the pid namespace is not the container's
         // own, the init's death does not end the rest; the cgroup does.
-        let rest = (shared_pidns && cgroup.owned()).then_some(cgroup);
+        let rest = (p.shared_pidns && p.cgroup.owned()).then_some(p.cgroup);
         self.publish_exit_on(&init, exited, (id, ""), oom_watch, rest);
         if let Ok(mut m) = self.containers.lock() {
             m.insert(id.to_string(), c.clone());

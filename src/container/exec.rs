@@ -7,8 +7,8 @@ use std::sync::Arc;
 use containerd_shim_protos::events::task::TaskExecAdded;
 use containerd_shim_protos::topics;
 
-use super::create::kill_and_reap;
 use super::lifecycle::Status;
+use super::prepared::kill_and_reap;
 use super::process::{Logger, Outputs};
 use super::{IoPaths, Process, Shim};
 use crate::error::TaskError;

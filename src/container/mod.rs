@@ -14,6 +14,7 @@ mod kill;
 pub mod lifecycle;
 mod oom;
 mod pause;
+mod prepared;
 mod process;
 mod restore;
 mod rootfs;

@@ -8,16 +8,17 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxResources, Spec};
+use oci_spec::runtime::Spec;
 use tokio::sync::oneshot;
 
+use super::create::CreateRequest;
 use super::hooks::run_kinds;
+use super::prepared::{Init, Prepared, Started, Undo};
 use super::Shim;
-use crate::cgroups::Cgroup;
 use crate::error::TaskError;
 use crate::hooks::{self, Kind};
 use crate::reaper::Reaper;
-use crate::runtime::channel::ParentEnd;
+use crate::runtime::channel::{ParentEnd, Phase};
 use crate::runtime::criu::{self, restore};
 use crate::runtime::Spawned;
 use crate::sys;
@@ -36,45 +37,57 @@ pub fn check(spec: &Spec, images: &Path) -> Result<Vec<String>, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The container's parts a restore puts the processes into.
-pub struct Into<'a> {
-    pub spec: &'a Spec,
-    pub rootfs: &'a Path,
-    pub cgroup: &'a Cgroup,
-    pub resources: Option<&'a LinuxResources>,
-    pub stdio: &'a [OwnedFd; 3],
-    pub work: PathBuf,
-    pub bundle: &'a Path,
-}
-
 impl Shim {
+    /// The restored init, in place of a spawned one: recorded (and the
+    /// cgroup undone) before CRIU makes anything, then adopted as a spawn
+    /// is; Ready already (no handshake: Start only makes it Running).
+    pub(super) async fn restore_init(
+        &self,
+        req: &CreateRequest,
+        bundle: &Path,
+        spec: &Spec,
+        p: &Prepared,
+        descriptors: Vec<String>,
+        undo: &mut Undo,
+    ) -> Result<Init, TaskError> {
+        let id = req.id.as_str();
+        p.write_record(id, bundle, undo, 0)?;
+        let restored = self.restore(id, Path::new(&req.checkpoint), descriptors, spec, p, bundle).await?;
+        p.adopt(id, bundle, restored, undo)?;
+        let (spawned, exited) = undo.take_init(id)?;
+        Ok((spawned, exited, Phase::Execed))
+    }
+
     /// The restored init, as a spawn gives one, and its reaper's receiver.
-    pub(super) async fn restore(
+    async fn restore(
         &self,
         id: &str,
         images: &Path,
         descriptors: Vec<String>,
-        into: Into<'_>,
-    ) -> Result<(Spawned, oneshot::Receiver<u32>), TaskError> {
+        spec: &Spec,
+        p: &Prepared,
+        bundle: &Path,
+    ) -> Result<Started, TaskError> {
         let fail = |step: &str, e: String| TaskError::internal("create", id, step, e);
         let images_dir = std::fs::File::open(images).map_err(|e| fail("checkpoint", e.to_string()))?;
-        let _ = std::fs::remove_dir_all(&into.work);
-        std::fs::create_dir_all(&into.work).map_err(|e| fail("restore work dir", e.to_string()))?;
-        let work_dir = std::fs::File::open(&into.work).map_err(|e| fail("restore work dir", e.to_string()))?;
-        let cgroup_dir = into.cgroup.freezer_dir().map_err(|e| fail("cgroup", e.to_string()))?;
-        make_mount_points(into.spec, into.rootfs).map_err(|e| fail("restore mount points", e.to_string()))?;
+        let work = p.state_dir.join("criu-restore");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).map_err(|e| fail("restore work dir", e.to_string()))?;
+        let work_dir = std::fs::File::open(&work).map_err(|e| fail("restore work dir", e.to_string()))?;
+        let cgroup_dir = p.cgroup.freezer_dir().map_err(|e| fail("cgroup", e.to_string()))?;
+        make_mount_points(spec, &p.rootfs).map_err(|e| fail("restore mount points", e.to_string()))?;
         // CRIU's root must be a mount point whose parent is not mounted
         // over (a plain directory rootfs is neither): a bind of it, as runc.
-        let root = into.work.join("root");
+        let root = work.join("root");
         std::fs::create_dir_all(&root).map_err(|e| fail("restore root", e.to_string()))?;
-        let rootfs = into.rootfs.to_string_lossy().into_owned();
+        let rootfs = p.rootfs.to_string_lossy().into_owned();
         sys::mount(Some(&rootfs), &root, None, libc::MS_BIND | libc::MS_REC, None)
             .map_err(|e| fail("restore root", format!("bind {rootfs}: {e}")))?;
         let unbind = Unbind(root.clone());
         // The namespaces it joins, handed to criu in this order.
         let mut joined = Vec::new();
         let mut ns_fds = Vec::new();
-        for (kind, path) in criu::joined(into.spec) {
+        for (kind, path) in criu::joined(spec) {
             let f = std::fs::File::open(&path).map_err(|e| fail("restore", format!("{}: {e}", path.display())))?;
             joined.push(kind);
             ns_fds.push(OwnedFd::from(f));
@@ -87,12 +100,11 @@ impl Shim {
             descriptors,
             joined,
         };
-        let req = restore::request(into.spec, &facts);
-        let stdio = dup3(into.stdio).map_err(|e| fail("stdio", e.to_string()))?;
+        let req = restore::request(spec, &facts);
+        let stdio = dup3(&p.stdio.container).map_err(|e| fail("stdio", e.to_string()))?;
         let mut restored: Option<(i32, oneshot::Receiver<u32>)> = None;
         let mut console: Option<OwnedFd> = None;
-        let (cgroup, resources) = (into.cgroup, into.resources);
-        let (reaper, spec, bundle) = (&self.reaper, into.spec, into.bundle);
+        let (cgroup, resources, reaper) = (&p.cgroup, p.resources.as_ref(), &self.reaper);
         let answer = criu::call(
             reaper,
             Path::new("criu"),
@@ -128,7 +140,7 @@ impl Shim {
         )
         .await;
         drop(unbind);
-        let log = into.work.join(restore::LOG);
+        let log = work.join(restore::LOG);
         let (pid, exited) = match (answer, restored) {
             (Ok(_), Some(r)) => r,
             (answer, restored) => {
@@ -142,7 +154,7 @@ impl Shim {
         };
         let pidfd = sys::pidfd_open(pid).map_err(|e| fail("restore", format!("pidfd of {pid}: {e}")))?;
         let chan = ParentEnd::unused().map_err(|e| fail("restore", e.to_string()))?;
-        let _ = std::fs::remove_dir_all(&into.work);
+        let _ = std::fs::remove_dir_all(&work);
         Ok((Spawned { pid, pidfd, chan, console }, exited))
     }
 }
