@@ -436,6 +436,36 @@ fn criu_a_failed_restore_says_why_and_leaves_nothing() {
     assert_no_leftovers(id);
 }
 
+/// A restore whose createRuntime hook fails is refused at CRIU's
+/// setup-namespaces notification (the handler's error nacks it): Create
+/// fails naming the hook, and nothing of the new container is left.
+#[test]
+fn criu_a_restore_whose_create_runtime_hook_fails_leaves_nothing() {
+    assert_criu();
+    let (id, new) = ("ck-hookfail", "ck-hookfail-new");
+    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
+    let images = work_dir().join(format!("images-{id}"));
+    counted_then_checkpointed(id, &b, &images, |_| {});
+    let b = bundle(&format!("bundle-{new}"));
+    let mut s = spec(new, &rootfs(new), &["sh", "-c", COUNTER]);
+    s["hooks"] =
+        serde_json::json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no >&2; exit 3"]}]});
+    std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
+    assert_checks_clean(&b);
+    let addr = text(&start(&b, new, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let mut req = create_request(new, &b);
+        req.checkpoint = images.to_string_lossy().into();
+        let m = expect_code(c.create(long(), &req).await, Code::INTERNAL, "a restore with a failing hook");
+        assert!(m.contains("setup-namespaces") && m.contains("createRuntime"), "{m}");
+        shutdown(&c, shim).await;
+    });
+    let _ = std::fs::remove_dir_all(&images);
+    assert_no_leftovers(new);
+}
+
 /// The terminal fifos of `id`'s bundle `b`: the test's ends (stdin to
 /// write, stdout to read without blocking) and the Create that uses them.
 fn terminal_create(id: &str, b: &Path) -> (std::fs::File, std::fs::File, CreateTaskRequest) {

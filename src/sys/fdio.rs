@@ -66,21 +66,21 @@ pub fn recv_packet(fd: RawFd) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     let len = recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
     let mut buf = vec![0u8; len];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let (n, mut fds) = {
+    let mut fds = Vec::new();
+    let n = {
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
-        let mut fds = Vec::new();
         for c in msg.cmsgs()? {
             if let ControlMessageOwned::ScmRights(got) = c {
-                fds.extend(got);
+                // SAFETY: SCM_RIGHTS gave this process these fds; nothing
+                // else owns them.
+                fds.extend(got.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
             }
         }
-        (msg.bytes, fds)
+        msg.bytes
     };
     buf.truncate(n.min(len));
-    // SAFETY: SCM_RIGHTS gave this process these fds; nothing else owns them.
-    let mut owned: Vec<OwnedFd> = fds.drain(..).map(|f| unsafe { OwnedFd::from_raw_fd(f) }).collect();
-    Ok((buf, owned.pop()))
+    Ok((buf, fds.pop()))
 }
 
 /// O_NONBLOCK on (`on`) or off.

@@ -61,11 +61,10 @@ pub struct Handed {
 pub const FIRST_HANDED_FD: i32 = SOCKET_FD + 1;
 
 /// Runs `req` through a fresh `criu swrk` (the binary `criu`). The fds the
-/// request names must stay open until it returns; `handed` are criu's
-/// only; `before`
-/// runs with criu's pid before the request is sent and may complete it (a
-/// restore puts criu in the container's cgroup and names that cgroup as
-/// the root), `notified` with each notification's script, pid and the fd
+/// request names must stay open until it returns; `handed` go to criu's
+/// child only. `before` runs with criu's pid before the request is sent
+/// and may complete it (a restore puts criu in the container's cgroup and
+/// names that cgroup as the root), `notified` with each notification's script, pid and the fd
 /// it carries, awaited before criu goes on (a restore's `setup-namespaces`
 /// runs hooks there, its `orphan-pts-master` hands over a restored
 /// terminal's new master, its `post-restore` names the restored init while
