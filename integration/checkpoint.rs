@@ -55,19 +55,35 @@ async fn checkpoint_to_exit(c: &TaskClient, id: &str, images: &Path) -> u32 {
     c.wait(ctx(), &WaitRequest { id: id.into(), ..Default::default() }).await.expect("Wait").exit_status
 }
 
+/// A counter's checked bundle for `id`, and its images directory (none
+/// yet).
+fn counter(id: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let images = work_dir().join(format!("images-{id}"));
+    let _ = std::fs::remove_dir_all(&images);
+    (checked_bundle(id, &["sh", "-c", COUNTER]), images)
+}
+
+/// The shim for `id` of `bundle` (a counter) started, then Connect,
+/// Create and Start through it: the client, the shim's pid and the init's,
+/// once the init counts.
+async fn counting(id: &str, bundle: &Path) -> (TaskClient, u32, i32) {
+    let addr = text(&start(bundle, id, None));
+    let c = client(addr.trim()).await;
+    let shim = create_started(&c, id, bundle).await;
+    let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid as i32;
+    assert!(counts_on(pid), "the counter never counted");
+    (c, shim, pid)
+}
+
 /// `id` (of `bundle`, a counter) started, checkpointed with `exit` into
 /// `images` once it counts, then deleted: the count at the checkpoint.
 /// `check` sees its init first.
 fn counted_then_checkpointed(id: &str, bundle: &Path, images: &Path, check: impl FnOnce(i32)) -> u64 {
     let _ = std::fs::remove_dir_all(images);
-    let addr = text(&start(bundle, id, None));
     rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = create_started(&c, id, bundle).await;
-        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
-        check(pid as i32);
-        assert!(counts_on(pid as i32), "the counter never counted");
-        let before = count(pid as i32);
+        let (c, shim, pid) = counting(id, bundle).await;
+        check(pid);
+        let before = count(pid);
         checkpoint_to_exit(&c, id, images).await;
         c.delete(ctx(), &DeleteRequest { id: id.into(), ..Default::default() }).await.expect("Delete");
         shutdown(&c, shim).await;
@@ -133,15 +149,9 @@ fn criu_a_running_container_is_checkpointed_and_runs_on() {
 fn criu_a_checkpoint_with_exit_leaves_the_images_and_ends_the_container() {
     assert_criu();
     let id = "ck-exit";
-    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
-    let images = work_dir().join(format!("images-{id}"));
-    let _ = std::fs::remove_dir_all(&images);
-    let addr = text(&start(&b, id, None));
+    let (b, images) = counter(id);
     rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = create_started(&c, id, &b).await;
-        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
-        assert!(counts_on(pid as i32), "the counter never counted");
+        let (c, shim, _) = counting(id, &b).await;
         assert_eq!(checkpoint_to_exit(&c, id, &images).await, 137, "ended by CRIU");
         assert!(Path::new(&images).join("inventory.img").exists(), "no inventory.img in {}", images.display());
         let fds = std::fs::read_to_string(images.join("descriptors.json")).expect("descriptors.json");
@@ -201,13 +211,9 @@ fn criu_a_failed_dump_says_why_and_leaves_the_container_running() {
         format!("dd if=/dev/zero of=/tmp/big bs=1M count=2 2>/dev/null; exec 3</tmp/big; rm /tmp/big; {COUNTER}");
     let b = checked_bundle(id, &["sh", "-c", &script]);
     let images = work_dir().join(format!("images-{id}"));
-    let addr = text(&start(&b, id, None));
     rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = create_started(&c, id, &b).await;
+        let (c, shim, pid) = counting(id, &b).await;
         let state = StateRequest { id: id.into(), ..Default::default() };
-        let pid = c.state(ctx(), &state).await.expect("State").pid as i32;
-        assert!(counts_on(pid), "the counter never counted");
         let req = CheckpointTaskRequest { id: id.into(), path: images.to_string_lossy().into(), ..Default::default() };
         let m = expect_code(c.checkpoint(long(), &req).await, Code::INTERNAL, "a dump CRIU refuses");
         assert!(m.contains("ghost file") && m.contains("criu-dump.log"), "{m}");
@@ -230,8 +236,7 @@ fn criu_a_failed_dump_says_why_and_leaves_the_container_running() {
 fn criu_a_checkpoint_is_restored_and_counts_on() {
     assert_criu();
     let id = "ck-restore";
-    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
-    let images = work_dir().join(format!("images-{id}"));
+    let (b, images) = counter(id);
     let before = counted_then_checkpointed(id, &b, &images, |_| {});
     assert_no_leftovers(id);
     let b = checked_bundle(id, &["sh", "-c", COUNTER]);
@@ -268,12 +273,12 @@ fn criu_a_checkpoint_is_restored_and_counts_on() {
 fn criu_a_checkpoint_is_restored_into_a_new_container_beside_the_original() {
     assert_criu();
     let (a, b) = ("ck-twin-a", "ck-twin-b");
-    let counter = format!("{}; echo $i >/tmp/n; i=$((i+1)); sleep 0.2; done", "i=0; while :; do echo $i");
-    let ba = checked_bundle(a, &["sh", "-c", &counter]);
+    let printing = format!("{}; echo $i >/tmp/n; i=$((i+1)); sleep 0.2; done", "i=0; while :; do echo $i");
+    let ba = checked_bundle(a, &["sh", "-c", &printing]);
     let images = work_dir().join(format!("images-{a}"));
     let _ = std::fs::remove_dir_all(&images);
     let bb = bundle(&format!("bundle-{b}"));
-    let mut s = spec(b, &rootfs(b), &["sh", "-c", &counter]);
+    let mut s = spec(b, &rootfs(b), &["sh", "-c", &printing]);
     let hook = |kind: &str| {
         let out = bb.join(format!("{kind}.json"));
         serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}])
@@ -408,8 +413,7 @@ fn criu_a_container_in_joined_namespaces_is_restored_into_the_new_ones() {
 fn criu_a_failed_restore_says_why_and_leaves_nothing() {
     assert_criu();
     let (id, new) = ("ck-broken", "ck-broken-new");
-    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
-    let images = work_dir().join(format!("images-{id}"));
+    let (b, images) = counter(id);
     counted_then_checkpointed(id, &b, &images, |_| {});
     let cores: Vec<_> = std::fs::read_dir(&images)
         .expect("images")
@@ -443,8 +447,7 @@ fn criu_a_failed_restore_says_why_and_leaves_nothing() {
 fn criu_a_restore_whose_create_runtime_hook_fails_leaves_nothing() {
     assert_criu();
     let (id, new) = ("ck-hookfail", "ck-hookfail-new");
-    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
-    let images = work_dir().join(format!("images-{id}"));
+    let (b, images) = counter(id);
     counted_then_checkpointed(id, &b, &images, |_| {});
     let b = bundle(&format!("bundle-{new}"));
     let mut s = spec(new, &rootfs(new), &["sh", "-c", COUNTER]);
@@ -597,13 +600,9 @@ fn criu_ctr_restores_a_removed_container_from_its_checkpoint_image() {
 fn criu_a_container_with_a_live_exec_is_checkpointed_and_both_run_on() {
     assert_criu();
     let id = "ck-exec";
-    let b = checked_bundle(id, &["sh", "-c", COUNTER]);
-    let images = work_dir().join(format!("images-{id}"));
-    let _ = std::fs::remove_dir_all(&images);
-    let addr = text(&start(&b, id, None));
+    let (b, images) = counter(id);
     rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = create_started(&c, id, &b).await;
+        let (c, shim, pid) = counting(id, &b).await;
         let mut exec = exec_request(id, "e1", &["sleep", "1000"]);
         exec.stdout = String::new();
         c.exec(ctx(), &exec).await.expect("Exec");
@@ -617,8 +616,7 @@ fn criu_a_container_with_a_live_exec_is_checkpointed_and_both_run_on() {
             let s = c.state(ctx(), &req).await.expect("State");
             assert_eq!(s.status.enum_value(), Ok(containerd_shim_protos::api::Status::RUNNING), "{exec_id:?}");
         }
-        let pid = c.state(ctx(), &StateRequest { id: id.into(), ..Default::default() }).await.expect("State").pid;
-        assert!(counts_on(pid as i32), "the init stopped after the checkpoint");
+        assert!(counts_on(pid), "the init stopped after the checkpoint");
         assert!(std::path::Path::new(&format!("/proc/{exec_pid}")).exists(), "the exec is gone");
         kill_delete_shutdown(&c, id, shim).await;
     });

@@ -117,7 +117,7 @@ fn facts(c: &Container, spec: &Spec, pid: i32, (images_fd, work_fd): (i32, i32))
         })
         .collect();
     let mut joined = Vec::new();
-    for (kind, p) in criu::joined(spec) {
+    for (kind, p) in criu::config::external_namespaces(spec) {
         let inode = std::fs::metadata(&p).map_err(|e| format!("namespace {}: {e}", p.display()))?.ino();
         joined.push((kind, inode));
     }

@@ -122,23 +122,24 @@ impl Shim {
                     .map_err(|e| TaskError::invalid("create", id, "checkpoint", e))?,
             ),
         };
-        let p = self.before_init(req, bundle, &spec, undo).await?;
+        let (p, plan) = self.before_init(req, bundle, &spec, undo).await?;
         let (spawned, exited, phase) = match restoring {
-            None => self.start_init(req, bundle, spec, &p, undo).await?,
+            None => self.start_init(req, bundle, spec, plan, &p, undo).await?,
             Some(descriptors) => self.restore_init(req, bundle, &spec, &p, descriptors, undo).await?,
         };
         self.finish(req, p, (spawned, exited, phase), undo)
     }
 
     /// Everything the init needs before it exists: the rootfs mounted, the
-    /// cgroup claimed, stdio opened (a logger started), the plan.
+    /// cgroup claimed, stdio opened (a logger started); and the namespace
+    /// plan a new init is spawned by.
     async fn before_init(
         &self,
         req: &CreateRequest,
         bundle: &Path,
         spec: &Spec,
         undo: &mut Undo,
-    ) -> Result<Prepared, TaskError> {
+    ) -> Result<(Prepared, NsPlan), TaskError> {
         let id = req.id.as_str();
         if spec.process().is_none() {
             return Err(TaskError::invalid("create", id, "config.json", "process: must be set"));
@@ -173,18 +174,18 @@ impl Shim {
                 .and_then(|sc| sc.listener_path().as_ref())
                 .map(|_| Arc::new(spec.clone())),
         };
-        Ok(Prepared {
+        let p = Prepared {
             rootfs,
             terminal,
             cgroup,
             stdio,
             shared_pidns: !plan.new_pid,
-            plan,
             hooks_spec: hooked.then(|| Arc::new(spec.clone())),
             resources: linux.and_then(|l| l.resources().clone()),
             confinement,
             state_dir: state::dir(&self.ctx.state_root, &self.ctx.address, &self.ctx.namespace, id),
-        })
+        };
+        Ok((p, plan))
     }
 
     /// A new init: spawned into its namespaces, recorded, in its cgroup,
@@ -194,13 +195,14 @@ impl Shim {
         req: &CreateRequest,
         bundle: &Path,
         spec: Spec,
+        plan: NsPlan,
         p: &Prepared,
         undo: &mut Undo,
     ) -> Result<Init, TaskError> {
         let id = req.id.as_str();
         let spawned = self
             .runtime
-            .spawn(&p.plan, &p.stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
+            .spawn(&plan, &p.stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
             .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
         // Registered before any await: the reaper cannot miss this exit.
         let exited = self.reaper.register(spawned.pid);
@@ -212,7 +214,7 @@ impl Shim {
         // core): the init joins it only once it has its config, below. In a
         // user namespace the init cannot write the host's cgroup files: the
         // shim moves it instead.
-        let cgroup_tasks = if p.plan.in_userns {
+        let cgroup_tasks = if plan.in_userns {
             Vec::new()
         } else {
             p.cgroup.prepare().map_err(|e| TaskError::internal("create", id, "cgroup", e))?
@@ -227,7 +229,7 @@ impl Shim {
         let seccomp_listener = super::seccomp_listener(&spec, id, "creating", (pid, pid), &req.bundle);
         let config = InitConfig {
             id: id.to_string(),
-            plan: p.plan.clone(),
+            plan,
             process: spec.process().clone().unwrap_or_default(), // checked by before_init
             pause_for_hooks: !hooks::planned(&spec, &CREATE_HOOKS).is_empty(),
             rootfs: Some(RootfsSetup { path: p.rootfs.clone(), spec }),

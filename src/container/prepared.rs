@@ -13,7 +13,6 @@ use super::Confinement;
 use crate::cgroups::Cgroup;
 use crate::error::TaskError;
 use crate::runtime::channel::Phase;
-use crate::runtime::namespaces::NsPlan;
 use crate::runtime::Spawned;
 use crate::stdio::Stdio;
 use crate::{state, sys};
@@ -31,7 +30,6 @@ pub(super) struct Prepared {
     pub terminal: bool,
     pub cgroup: Cgroup,
     pub stdio: Stdio,
-    pub plan: NsPlan,
     pub shared_pidns: bool,
     pub hooks_spec: Option<Arc<Spec>>,
     pub resources: Option<oci_spec::runtime::LinuxResources>,

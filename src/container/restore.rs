@@ -87,7 +87,7 @@ impl Shim {
         // The namespaces it joins, handed to criu in this order.
         let mut joined = Vec::new();
         let mut ns_fds = Vec::new();
-        for (kind, path) in criu::joined(spec) {
+        for (kind, path) in criu::config::external_namespaces(spec) {
             let f = std::fs::File::open(&path).map_err(|e| fail("restore", format!("{}: {e}", path.display())))?;
             joined.push(kind);
             ns_fds.push(OwnedFd::from(f));
@@ -185,7 +185,7 @@ fn make_mount_points(spec: &Spec, rootfs: &Path) -> std::io::Result<()> {
         }
         let rel = dest.strip_prefix("/").unwrap_or(dest);
         let is_file = m.source().as_ref().is_some_and(|s| std::fs::metadata(s).is_ok_and(|md| !md.is_dir()))
-            && m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
+            && crate::mountopts::parse(m.options().as_deref().unwrap_or_default()).is_bind();
         match (is_file, rel.parent(), rel.file_name()) {
             (true, Some(parent), Some(name)) => {
                 let dir = sys::mkdir_all_in_root(root.as_fd(), parent)?;

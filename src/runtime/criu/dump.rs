@@ -9,6 +9,8 @@ use containerd_shim_protos::shim::oci::CheckpointOptions;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rust_criu::rust_criu_protobuf::rpc;
 
+use super::config;
+
 /// The log CRIU writes in its work directory.
 pub const LOG: &str = "dump.log";
 
@@ -68,24 +70,17 @@ fn cgroups_mode(mode: &str) -> Result<Option<rpc::Criu_cg_mode>, ()> {
 
 /// The DUMP request (runc's choices where containerd's options are silent).
 pub fn request(spec: &Spec, opts: &CheckpointOptions, facts: &Facts) -> rpc::Criu_req {
-    let mut o = rpc::Criu_opts::new();
-    o.set_images_dir_fd(facts.images_fd);
-    o.set_work_dir_fd(facts.work_fd);
-    o.set_log_file(LOG.into());
-    o.set_log_level(4);
+    let mut o = super::options(facts.images_fd, facts.work_fd, &facts.root, LOG);
     o.set_pid(facts.pid);
-    o.set_root(facts.root.to_string_lossy().into_owned());
     o.set_freeze_cgroup(facts.freezer.to_string_lossy().into_owned());
     o.set_leave_running(!opts.exit);
     o.set_tcp_established(opts.open_tcp);
     o.set_ext_unix_sk(opts.external_unix_sockets);
     o.set_shell_job(opts.terminal);
     o.set_file_locks(opts.file_locks);
-    o.set_manage_cgroups(true);
     if let Ok(Some(mode)) = cgroups_mode(&opts.cgroups_mode) {
         o.set_manage_cgroups_mode(mode);
     }
-    o.set_orphan_pts_master(true);
     o.set_notify_scripts(false);
     // As runc: the network's devices are not the runtime's to dump (CNI
     // makes them again), so its namespace is restored empty.
@@ -93,18 +88,11 @@ pub fn request(spec: &Spec, opts: &CheckpointOptions, facts: &Facts) -> rpc::Cri
     for (kind, inode) in &facts.joined {
         o.external.push(format!("{kind}[{inode}]:{}", rust_criu::criu_ns_to_key(kind)));
     }
-    let mounts = spec.mounts().clone().unwrap_or_default();
-    let binds = mounts.iter().filter(|m| {
-        let typ = m.typ().as_deref().unwrap_or_default();
-        let opts = m.options().clone().unwrap_or_default();
-        // The cgroup mount is a bind of the container's host cgroup.
-        typ == "bind" || typ == "cgroup" || typ == "cgroup2" || opts.iter().any(|o| o == "bind" || o == "rbind")
-    });
+    // Each named by its destination; a restore maps it to the new source.
     let mut external: Vec<(String, String)> =
-        binds.map(|m| m.destination().to_string_lossy().into_owned()).map(|d| (d.clone(), d)).collect();
+        config::external_mounts(spec).into_iter().map(|(dest, _)| (dest.clone(), dest)).collect();
     external.extend(facts.masked_files.iter().map(|p| (p.clone(), "/dev/null".to_string())));
-    let devices = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
-    external.extend(devices.iter().map(|d| d.path().to_string_lossy().into_owned()).map(|p| (p.clone(), p)));
+    external.extend(config::devices(spec).into_iter().map(|p| (p.clone(), p)));
     super::request(rpc::Criu_req_type::DUMP, o, external)
 }
 
@@ -112,25 +100,7 @@ pub fn request(spec: &Spec, opts: &CheckpointOptions, facts: &Facts) -> rpc::Cri
 mod tests {
     use super::*;
 
-    fn spec(extra: serde_json::Value) -> Spec {
-        let mut v = serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs"},
-            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/etc/hosts", "type": "bind", "source": "/h", "options": ["rbind", "ro"]},
-                {"destination": "/data", "type": "none", "source": "/d", "options": ["bind"]},
-                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-            ],
-            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}],
-                      "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]}
-        });
-        if let (Some(base), Some(more)) = (v.as_object_mut(), extra.as_object()) {
-            base.extend(more.clone());
-        }
-        serde_json::from_value(v).expect("spec")
-    }
+    use crate::runtime::criu::config::test_spec as spec;
 
     fn facts() -> Facts {
         Facts {

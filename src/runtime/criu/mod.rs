@@ -9,6 +9,7 @@
 //! request names through /proc/<the socket's creator>/fd, so they are this
 //! process's fd numbers and are never inherited.
 
+pub mod config;
 pub mod dump;
 mod log;
 pub mod restore;
@@ -115,30 +116,29 @@ pub async fn call<'a>(
     }
 }
 
-/// The namespaces a config joins by path that CRIU leaves external (as
-/// runc: the network's and the pid's), with CRIU's name for each kind.
-pub fn joined(spec: &oci_spec::runtime::Spec) -> Vec<(&'static str, std::path::PathBuf)> {
-    use oci_spec::runtime::LinuxNamespaceType;
-    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
-    namespaces
-        .iter()
-        .filter_map(|ns| {
-            let kind = match ns.typ() {
-                LinuxNamespaceType::Network => "net",
-                LinuxNamespaceType::Pid => "pid",
-                _ => return None,
-            };
-            Some((kind, ns.path().clone()?))
-        })
-        .collect()
-}
-
 /// What a notification's handler does before criu is answered.
 pub type Notified<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// A handler for notifications that need nothing done.
 pub fn ignore(_script: &str, _pid: i32, _fd: Option<OwnedFd>) -> Notified<'static> {
     Box::pin(async { Ok(()) })
+}
+
+/// What every request of this runtime's says: the image and work
+/// directories (this process's fds), CRIU's `log` in the work directory at
+/// level 4 (runc's), the container's `root` as the host sees it, cgroups
+/// managed, and a terminal's slave allowed without its master, which is
+/// the shim's (a restore gets a new one handed over).
+fn options(images_fd: i32, work_fd: i32, root: &Path, log: &str) -> rpc::Criu_opts {
+    let mut o = rpc::Criu_opts::new();
+    o.set_images_dir_fd(images_fd);
+    o.set_work_dir_fd(work_fd);
+    o.set_log_file(log.into());
+    o.set_log_level(4);
+    o.set_root(root.to_string_lossy().into_owned());
+    o.set_manage_cgroups(true);
+    o.set_orphan_pts_master(true);
+    o
 }
 
 /// A request of `kind` with `opts`, its external mounts (key, value) added.

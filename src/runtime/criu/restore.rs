@@ -5,8 +5,10 @@
 
 use std::path::PathBuf;
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 use rust_criu::rust_criu_protobuf::rpc;
+
+use super::config::{self, External};
 
 /// The log CRIU writes in its work directory.
 pub const LOG: &str = "restore.log";
@@ -31,34 +33,21 @@ pub struct Facts {
 /// (`rst_sibling`), notifications on (the caller learns its pid before
 /// it runs).
 pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
-    let mut o = rpc::Criu_opts::new();
-    o.set_images_dir_fd(facts.images_fd);
-    o.set_work_dir_fd(facts.work_fd);
-    o.set_log_file(LOG.into());
-    o.set_log_level(4);
-    o.set_root(facts.root.to_string_lossy().into_owned());
+    let mut o = super::options(facts.images_fd, facts.work_fd, &facts.root, LOG);
     o.set_rst_sibling(true);
-    o.set_manage_cgroups(true);
     o.set_notify_scripts(true);
-    // A terminal's slave comes back without its master (that was the
-    // shim's): CRIU makes a new one and hands it over.
-    o.set_orphan_pts_master(true);
-    let mut external: Vec<(String, String)> = Vec::new();
-    for m in spec.mounts().iter().flatten() {
-        let typ = m.typ().as_deref().unwrap_or_default();
-        let opts = m.options().clone().unwrap_or_default();
-        let dest = m.destination().to_string_lossy().into_owned();
-        if typ == "cgroup" || typ == "cgroup2" {
-            external.push((dest, facts.cgroup_dir.to_string_lossy().into_owned()));
-        } else if typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind") {
-            let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            external.push((dest, source));
-        }
-    }
+    // Each to what the new container has on the host there.
+    let host = |what: External| match what {
+        External::Bind(source) => source,
+        External::Cgroup => facts.cgroup_dir.clone(),
+    };
+    let mut external: Vec<(String, String)> = config::external_mounts(spec)
+        .into_iter()
+        .map(|(dest, what)| (dest, host(what).to_string_lossy().into_owned()))
+        .collect();
     // The masked files were dumped as bound over by "/dev/null".
     external.push(("/dev/null".into(), "/dev/null".into()));
-    let devices = spec.linux().as_ref().and_then(|l| l.devices().clone()).unwrap_or_default();
-    external.extend(devices.iter().map(|d| d.path().to_string_lossy().into_owned()).map(|p| (p.clone(), p)));
+    external.extend(config::devices(spec).into_iter().map(|p| (p.clone(), p)));
     for (fd, what) in facts.descriptors.iter().enumerate().take(3) {
         if what.starts_with("pipe:") {
             let mut i = rpc::Inherit_fd::new();
@@ -69,20 +58,11 @@ pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
     }
     // The other namespaces the new config joins, joined by CRIU as runc
     // asks it (the cgroup's is refused before: CRIU cannot).
-    for ns in spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default() {
-        let name = match ns.typ() {
-            LinuxNamespaceType::Ipc => "ipc",
-            LinuxNamespaceType::Uts => "uts",
-            LinuxNamespaceType::Mount => "mnt",
-            LinuxNamespaceType::Time => "time",
-            _ => continue,
-        };
-        if let Some(path) = ns.path() {
-            let mut j = rpc::Join_namespace::new();
-            j.set_ns(name.into());
-            j.set_ns_file(path.to_string_lossy().into_owned());
-            o.join_ns.push(j);
-        }
+    for (name, path) in config::joined_by_path(spec).into_iter().filter(|(n, _)| !config::is_external(n)) {
+        let mut j = rpc::Join_namespace::new();
+        j.set_ns(name.into());
+        j.set_ns_file(path.to_string_lossy().into_owned());
+        o.join_ns.push(j);
     }
     // The dump named them external by these keys: the new ones are
     // handed in under the same.
@@ -98,8 +78,7 @@ pub fn request(spec: &Spec, facts: &Facts) -> rpc::Criu_req {
 /// Why a config cannot be restored into, if so: checked before anything
 /// is made.
 pub fn refusal(spec: &Spec) -> Option<&'static str> {
-    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
-    let joins_cgroup = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup && n.path().is_some());
+    let joins_cgroup = config::joined_by_path(spec).iter().any(|(name, _)| *name == "cgroup");
     joins_cgroup.then_some("CRIU cannot restore into a cgroup namespace joined by path")
 }
 
@@ -151,18 +130,9 @@ mod tests {
 
     #[test]
     fn the_restore_maps_each_external_mount_to_the_new_containers_and_hands_in_its_pipes() {
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs"},
-            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
-            "mounts": [
-                {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/etc/hosts", "type": "bind", "source": "/h", "options": ["rbind", "ro"]},
-                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}
-            ],
+        let spec = crate::runtime::criu::config::test_spec(serde_json::json!({
             "linux": {"namespaces": [{"type": "ipc", "path": "/proc/9/ns/ipc"}, {"type": "network", "path": "/n"}]}
-        }))
-        .expect("spec");
+        }));
         let facts = Facts {
             images_fd: 7,
             work_fd: 8,
@@ -177,7 +147,15 @@ mod tests {
         assert!(o.rst_sibling() && o.notify_scripts() && o.manage_cgroups() && o.orphan_pts_master());
         assert_eq!((o.images_dir_fd(), o.work_dir_fd(), o.root()), (7, 8, "/run/b/rootfs"));
         let ext: Vec<(&str, &str)> = o.ext_mnt.iter().map(|m| (m.key(), m.val())).collect();
-        assert_eq!(ext, [("/etc/hosts", "/h"), ("/sys/fs/cgroup", "/sys/fs/cgroup/ns/c2"), ("/dev/null", "/dev/null")]);
+        assert_eq!(
+            ext,
+            [
+                ("/etc/hosts", "/h"),
+                ("/data", "/d"),
+                ("/sys/fs/cgroup", "/sys/fs/cgroup/ns/c2"),
+                ("/dev/null", "/dev/null")
+            ]
+        );
         let fds: Vec<(&str, i32)> = o.inherit_fd.iter().map(|i| (i.key(), i.fd())).collect();
         assert_eq!(fds, [("pipe:[123]", 1), ("pipe:[124]", 2), ("extRootNetNS", 4)]);
         let joins: Vec<(&str, &str)> = o.join_ns.iter().map(|j| (j.ns(), j.ns_file())).collect();
@@ -185,7 +163,7 @@ mod tests {
         assert_eq!(refusal(&spec), None);
         let mut cg = spec.clone();
         let ns = oci_spec::runtime::LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Cgroup)
+            .typ(oci_spec::runtime::LinuxNamespaceType::Cgroup)
             .path("/proc/9/ns/cgroup")
             .build()
             .expect("ns");
