@@ -1,4 +1,5 @@
-//! Hooks add no hidden processes. strace follows the shim through Create,
+//! Hooks add no hidden processes. strace follows the shim (and the init it
+//! spawned as it started) through Create,
 //! Start, Wait and Delete and records every exec: without hooks exactly one
 //! process execs (the container's init: the shim's binary through its read-only view, then the user
 //! program); with hooks, one more per hook and nothing else. The time side of
@@ -25,21 +26,25 @@ fn execs_during_lifecycle(id: &str, spec: &Value) -> (BTreeSet<u32>, Vec<String>
     rt().block_on(async {
         let c = client(addr.trim()).await;
         let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        // With the shim, its children: the init it spawned as it started,
+        // before any Create (`container::early`).
+        let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).unwrap_or_default();
         let mut strace = Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=execve,execveat", "-o"])
             .arg(&trace)
             .args(["-p", &shim.to_string()])
+            .args(children.split_whitespace().flat_map(|c| ["-p", c]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("run strace (apt-get install strace)");
         let deadline = Instant::now() + Duration::from_secs(10);
-        let traced = || {
-            std::fs::read_to_string(format!("/proc/{shim}/status"))
+        let traced = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .is_ok_and(|s| s.lines().any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0"))
         };
-        while !traced() {
+        while !std::iter::once(shim.to_string().as_str()).chain(children.split_whitespace()).all(traced) {
             assert!(Instant::now() < deadline, "strace never attached");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

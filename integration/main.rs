@@ -11,6 +11,7 @@ mod check_cli;
 mod checkpoint;
 mod confinement_vs_runc;
 mod direct;
+mod early_init;
 mod events;
 mod exec;
 mod exits;

@@ -12,7 +12,7 @@ ensure_deps
 # the soak (TCG makes it ~15x slower), nor the one test that types into a
 # terminal on a timer (its sleeps assume native speed).
 VM_TESTS="cgroup_v2:: lifecycle:: exec:: terminal:: pause:: events:: hooks:: shim_death:: cgroup_ownership::
-    privileged:: kubernetes:: runc_shim_parity:: init_exe:: output:: stdio_uris:: rootfs_mounts:: checkpoint:: --skip terminal::ctr_run_and_exec_with_a_terminal_under_script"
+    privileged:: kubernetes:: runc_shim_parity:: init_exe:: early_init:: output:: stdio_uris:: rootfs_mounts:: checkpoint:: --skip terminal::ctr_run_and_exec_with_a_terminal_under_script"
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"

@@ -78,6 +78,7 @@ async fn serve(daemon: Daemon) -> Result<(), String> {
     let listener = Listener::try_from(listener).map_err(|e| format!("listener: {e}"))?;
     let mut server = Server::new().add_listener(listener).register_service(service);
     shim.prepare();
+    shim.spawn_early();
     tokio::spawn(release_memory_when_idle(shim.clone()));
     server.start().await.map_err(|e| format!("ttrpc: {e}"))?;
     shim.shutdown.notified().await;

@@ -3,9 +3,12 @@
 //! every step taken, so a failed Create leaves nothing behind.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::early::Early;
 use super::hooks::run_kinds;
 use super::prepared::{Init, Prepared, Undo};
 use super::process::{Logger, Outputs};
@@ -47,6 +50,8 @@ fn check_id(id: &str) -> Result<(), TaskError> {
 impl Shim {
     pub async fn create(self: &Arc<Self>, req: CreateRequest) -> Result<i32, TaskError> {
         self.touch();
+        // Taken by the first Create whatever happens: unused, it is killed.
+        let early = self.take_early();
         let id = req.id.as_str();
         check_id(id)?;
         // Reserved before the first await: two Creates of one id at once
@@ -73,7 +78,7 @@ impl Shim {
             }
         }
         let mut undo = Undo::default();
-        match self.create_steps(&req, &bundle, loaded.spec, &mut undo).await {
+        match self.create_steps(&req, &bundle, loaded.spec, early, &mut undo).await {
             Ok(c) => {
                 let pid = c.init.pid;
                 self.events.publish(
@@ -111,6 +116,7 @@ impl Shim {
         req: &CreateRequest,
         bundle: &Path,
         spec: Spec,
+        early: Option<Early>,
         undo: &mut Undo,
     ) -> Result<Arc<Container>, TaskError> {
         let id = req.id.as_str();
@@ -124,8 +130,11 @@ impl Shim {
         };
         let (p, plan) = self.before_init(req, bundle, &spec, undo).await?;
         let (spawned, exited, phase) = match restoring {
-            None => self.start_init(req, bundle, spec, plan, &p, undo).await?,
-            Some(descriptors) => self.restore_init(req, bundle, &spec, &p, descriptors, undo).await?,
+            None => self.start_init(req, bundle, spec, (plan, early), &p, undo).await?,
+            Some(descriptors) => {
+                drop(early);
+                self.restore_init(req, bundle, &spec, &p, descriptors, undo).await?
+            }
         };
         self.finish(req, p, (spawned, exited, phase), undo)
     }
@@ -195,17 +204,26 @@ impl Shim {
         req: &CreateRequest,
         bundle: &Path,
         spec: Spec,
-        plan: NsPlan,
+        (plan, early): (NsPlan, Option<Early>),
         p: &Prepared,
         undo: &mut Undo,
     ) -> Result<Init, TaskError> {
         let id = req.id.as_str();
-        let spawned = self
-            .runtime
-            .spawn(&plan, &p.stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
-            .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
-        // Registered before any await: the reaper cannot miss this exit.
-        let exited = self.reaper.register(spawned.pid);
+        let reused = early.and_then(|e| e.take_for(&plan));
+        // An early init has /dev/null until it is handed the Create's stdio.
+        let stdio = reused.is_some().then_some(&p.stdio.container);
+        let (spawned, exited) = match reused {
+            Some(started) => started,
+            None => {
+                let spawned = self
+                    .runtime
+                    .spawn(&plan, &p.stdio.container, IdMaps::from_spec(&spec).as_ref(), None)
+                    .map_err(|e| TaskError::internal("create", id, "spawn init", e))?;
+                // Registered before any await: the reaper cannot miss this exit.
+                let exited = self.reaper.register(spawned.pid);
+                (spawned, exited)
+            }
+        };
         let pid = spawned.pid;
         // Recorded before the cgroup is made: a shim that dies from here on
         // leaves the `delete` cleanup all it needs to undo, and only that.
@@ -238,7 +256,7 @@ impl Shim {
             personality: p.confinement.personality.clone(),
             seccomp_listener,
         };
-        match self.handshake(&mut spawned, config, p.hooks_spec.as_deref(), bundle).await {
+        match self.handshake(&mut spawned, (config, stdio), p.hooks_spec.as_deref(), bundle).await {
             Ok(phase) => Ok((spawned, exited, phase)),
             Err(e) => {
                 undo.init = Some((spawned, exited));
@@ -319,15 +337,25 @@ impl Shim {
 const CREATE_HOOKS: [Kind; 3] = [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer];
 
 impl Shim {
-    /// Config -> [RunHooks: prestart, createRuntime, createContainer -> HooksDone] -> Ready.
+    /// [Stdio, to an early init] -> Config -> [RunHooks: prestart, createRuntime, createContainer -> HooksDone] -> Ready.
     async fn handshake(
         &self,
         spawned: &mut Spawned,
-        config: InitConfig,
+        (config, stdio): (InitConfig, Option<&[OwnedFd; 3]>),
         spec: Option<&Spec>,
         bundle: &Path,
     ) -> Result<Phase, String> {
         let id = config.id.clone();
+        if let Some(stdio) = stdio {
+            // Its mount namespace predates the rootfs's mount: it copies the
+            // shim's again.
+            let mnt = match config.plan.clone_flags & libc::CLONE_NEWNS as u64 {
+                0 => None,
+                _ => Some(File::open("/proc/thread-self/ns/mnt").map_err(|e| format!("open mount namespace: {e}"))?),
+            };
+            let mnt = mnt.map(OwnedFd::from);
+            spawned.chan.send_stdio(stdio, mnt.as_ref()).await.map_err(|e| format!("hand the init its stdio: {e}"))?;
+        }
         let mut phase = spawned.chan.configure(config).await?;
         if phase == Phase::HooksRequested {
             let spec = spec.ok_or("the init asked for hooks that do not exist")?;

@@ -5,6 +5,7 @@
 mod checkpoint;
 mod create;
 mod delete;
+mod early;
 mod exec;
 mod exit;
 pub mod hooks;
@@ -63,6 +64,8 @@ pub struct Shim {
     pub shutdown: Arc<Notify>,
     /// Poked by every lifecycle verb; the idle trimmer waits for quiet.
     pub activity: Arc<Notify>,
+    /// The first Create's init, spawned as the shim started (`early`).
+    early: Mutex<Option<early::Early>>,
 }
 
 pub struct Container {
@@ -166,6 +169,7 @@ impl Shim {
             creating: Mutex::default(),
             shutdown: Arc::new(Notify::new()),
             activity: Arc::new(Notify::new()),
+            early: Mutex::new(None),
         }
     }
 
@@ -189,6 +193,7 @@ impl Shim {
 
     /// Lets go of the init executable once nothing is left to spawn from it.
     pub fn retire(&self) {
+        drop(self.take_early());
         self.runtime.retire();
     }
 

@@ -1,6 +1,7 @@
 //! The parent <-> init handshake over a socketpair: length-prefixed JSON
 //! messages, and a phase machine that rejects anything out of order.
 //!
+//! parent: (an early init only)  --Stdio--->  init: its fds 0, 1, 2
 //! parent: spawn, join cgroup   --Config-->  init: namespaces, mounts
 //! parent: Create hooks        <--RunHooks-  init: waits before pivot_root
 //!   (only when there are any) --HooksDone->  init: pivot_root, creds
@@ -9,6 +10,7 @@
 //!                                            close-on-exec: EOF = exec'd)
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -53,6 +55,10 @@ pub struct RootfsSetup {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToInit {
+    /// For an init spawned before its Create (`container::early`): its
+    /// stdio, sent along as SCM_RIGHTS, to put at 0, 1, 2, and the shim's
+    /// mount namespace if the init's own must be copied again. Before Config.
+    Stdio,
     Config(Box<InitConfig>),
     HooksDone,
     Start,
@@ -89,15 +95,25 @@ pub struct InitEnd(pub UnixStream);
 impl InitEnd {
     /// `Ok(None)` on EOF: the parent went away, so the init gives up.
     pub fn recv(&mut self) -> io::Result<Option<ToInit>> {
+        Ok(self.recv_with_fds()?.map(|(msg, _)| msg))
+    }
+
+    /// A message and the fds sent along with it (which arrive with its
+    /// first byte).
+    pub fn recv_with_fds(&mut self) -> io::Result<Option<(ToInit, Vec<OwnedFd>)>> {
         let mut hdr = [0u8; 4];
-        match self.0.read_exact(&mut hdr) {
+        let (n, fds) = crate::sys::recv_with_fds(self.0.as_raw_fd(), &mut hdr)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        match self.0.read_exact(&mut hdr[n..]) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
         let mut body = vec![0u8; frame_len(hdr)?];
         self.0.read_exact(&mut body)?;
-        Ok(Some(serde_json::from_slice(&body)?))
+        Ok(Some((serde_json::from_slice(&body)?, fds)))
     }
 
     pub fn send(&mut self, msg: &FromInit) -> io::Result<()> {
@@ -119,6 +135,16 @@ impl ParentEnd {
 
     pub async fn send(&mut self, msg: &ToInit) -> io::Result<()> {
         self.0.write_all(&encode(msg)?).await
+    }
+
+    /// `ToInit::Stdio` with `stdio` attached, and `mnt`, the mount
+    /// namespace to copy anew (see `init::main`): a few bytes into an empty
+    /// socket, so they go whole or not at all.
+    pub async fn send_stdio(&mut self, stdio: &[OwnedFd; 3], mnt: Option<&OwnedFd>) -> io::Result<()> {
+        let bytes = encode(&ToInit::Stdio)?;
+        let fds: Vec<_> = stdio.iter().chain(mnt).map(|f| f.as_raw_fd()).collect();
+        let sock = self.0.as_raw_fd();
+        self.0.async_io(tokio::io::Interest::WRITABLE, || crate::sys::send_with_fds(sock, &bytes, &fds)).await
     }
 
     /// `Ok(None)` on EOF: after Start it means the exec happened.

@@ -11,12 +11,11 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 use super::cvt;
 
-/// One message with one fd attached (SCM_RIGHTS).
-pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+/// One message with fds attached (SCM_RIGHTS).
+pub fn send_with_fds(sock: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let iov = [std::io::IoSlice::new(bytes)];
-    let fds = [fd];
-    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
     let sent = sendmsg::<()>(sock, &iov, &cmsg, MsgFlags::empty(), None)?;
     if sent != bytes.len() {
         return Err(io::Error::new(io::ErrorKind::WriteZero, format!("sent {sent} of {} bytes", bytes.len())));
@@ -81,6 +80,24 @@ pub fn recv_packet(fd: RawFd) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
     };
     buf.truncate(n.min(len));
     Ok((buf, fds.pop()))
+}
+
+/// Reads what a stream socket has into `buf` (at least one byte, or 0 at
+/// EOF), with the fds sent along with it (at most 4), close-on-exec.
+pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(got) = c {
+            // SAFETY: SCM_RIGHTS gave this process these fds; nothing else
+            // owns them.
+            fds.extend(got.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    Ok((msg.bytes, fds))
 }
 
 /// O_NONBLOCK on (`on`) or off.

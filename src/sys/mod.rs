@@ -2,7 +2,7 @@
 //! speaks in `OwnedFd`s, `Result`s and plain Rust types.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 mod creds;
@@ -26,6 +26,12 @@ fn cvt(ret: libc::c_long) -> io::Result<libc::c_long> {
     } else {
         Ok(ret)
     }
+}
+
+/// dup2: `fd` also at `target` (not close-on-exec there).
+pub fn dup_onto(fd: &impl AsRawFd, target: RawFd) -> io::Result<()> {
+    nix::unistd::dup2(fd.as_raw_fd(), target)?;
+    Ok(())
 }
 
 /// Duplicates `fd` to the lowest free number >= `min`, close-on-exec.

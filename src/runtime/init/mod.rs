@@ -55,8 +55,28 @@ pub fn main() -> ! {
     // whoever ran `start`) must not sit in the container's first process.
     let _ = sys::close_from(TARGET_PIDFD as u32 + 1);
     let mut chan = InitEnd(UnixStream::from(sys::adopt_fd(CHANNEL_FD)));
-    let cfg = match chan.recv() {
-        Ok(Some(ToInit::Config(cfg))) => cfg,
+    let cfg = match chan.recv_with_fds() {
+        Ok(Some((ToInit::Config(cfg), _))) => cfg,
+        // Spawned before its Create: its stdio comes now, then its config.
+        Ok(Some((ToInit::Stdio, fds))) if fds.len() >= 3 => {
+            for (target, fd) in fds.iter().take(3).enumerate() {
+                if sys::dup_onto(fd, target as i32).is_err() {
+                    sys::exit_now(1);
+                }
+            }
+            // Our mount namespace was copied before the Create mounted the
+            // rootfs: copied again from the shim's, it has it.
+            if let Some(mnt) = fds.get(3) {
+                if sys::setns(mnt, libc::CLONE_NEWNS).and_then(|()| sys::unshare(libc::CLONE_NEWNS)).is_err() {
+                    sys::exit_now(1);
+                }
+            }
+            drop(fds);
+            match chan.recv() {
+                Ok(Some(ToInit::Config(cfg))) => cfg,
+                _ => sys::exit_now(1),
+            }
+        }
         _ => sys::exit_now(1),
     };
     let target = if cfg.plan.join_by_pidfd != 0 {

@@ -144,7 +144,7 @@ fn load_filter(f: &libseccomp::ScmpFilterContext, conf: &Confinement) -> Result<
         return Err(InitError::Msg("seccomp: SCMP_ACT_NOTIFY without a listenerPath".into()));
     };
     use std::os::fd::AsRawFd;
-    sys::send_with_fd(agent.as_raw_fd(), message, fd.as_raw_fd())
+    sys::send_with_fds(agent.as_raw_fd(), message, &[fd.as_raw_fd()])
         .map_err(step("send the notify fd to the seccomp agent"))
 }
 
