@@ -406,6 +406,24 @@ fn criu_a_container_in_joined_namespaces_is_restored_into_the_new_ones() {
     assert_no_leftovers(new);
 }
 
+/// A restore of `images` as `new` (bundle `b`) by a shim of its own,
+/// which must fail INTERNAL (`what` names the case) and leave no container
+/// `new` in the shim: the error's message.
+fn failed_restore(new: &str, b: &Path, images: &Path, what: &str) -> String {
+    let addr = text(&start(b, new, None));
+    rt().block_on(async {
+        let c = client(addr.trim()).await;
+        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
+        let mut req = create_request(new, b);
+        req.checkpoint = images.to_string_lossy().into();
+        let m = expect_code(c.create(long(), &req).await, Code::INTERNAL, what);
+        let state = c.state(ctx(), &StateRequest { id: new.into(), ..Default::default() }).await;
+        assert!(state.is_err(), "the failed container is not there");
+        shutdown(&c, shim).await;
+        m
+    })
+}
+
 /// A restore CRIU fails (an image file missing) names CRIU's reason and
 /// leaves nothing behind: no process, cgroup, mount or state of the new
 /// container.
@@ -423,18 +441,8 @@ fn criu_a_failed_restore_says_why_and_leaves_nothing() {
     assert!(!cores.is_empty(), "no core-*.img in the checkpoint");
     cores.iter().for_each(|p| std::fs::remove_file(p).expect("rm"));
     let b = checked_bundle(new, &["sh", "-c", COUNTER]);
-    let addr = text(&start(&b, new, None));
-    rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let mut req = create_request(new, &b);
-        req.checkpoint = images.to_string_lossy().into();
-        let m = expect_code(c.create(long(), &req).await, Code::INTERNAL, "a restore with no core image");
-        assert!(m.contains("restore") && m.contains("core-"), "{m}");
-        let state = c.state(ctx(), &StateRequest { id: new.into(), ..Default::default() }).await;
-        assert!(state.is_err(), "the failed container is not there");
-        shutdown(&c, shim).await;
-    });
+    let m = failed_restore(new, &b, &images, "a restore with no core image");
+    assert!(m.contains("restore") && m.contains("core-"), "{m}");
     let _ = std::fs::remove_dir_all(&images);
     assert_no_leftovers(new);
     assert_no_leftovers(id);
@@ -455,16 +463,8 @@ fn criu_a_restore_whose_create_runtime_hook_fails_leaves_nothing() {
         serde_json::json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no >&2; exit 3"]}]});
     std::fs::write(b.join("config.json"), serde_json::to_vec(&s).expect("json")).expect("config");
     assert_checks_clean(&b);
-    let addr = text(&start(&b, new, None));
-    rt().block_on(async {
-        let c = client(addr.trim()).await;
-        let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
-        let mut req = create_request(new, &b);
-        req.checkpoint = images.to_string_lossy().into();
-        let m = expect_code(c.create(long(), &req).await, Code::INTERNAL, "a restore with a failing hook");
-        assert!(m.contains("setup-namespaces") && m.contains("createRuntime"), "{m}");
-        shutdown(&c, shim).await;
-    });
+    let m = failed_restore(new, &b, &images, "a restore with a failing hook");
+    assert!(m.contains("setup-namespaces") && m.contains("createRuntime"), "{m}");
     let _ = std::fs::remove_dir_all(&images);
     assert_no_leftovers(new);
 }

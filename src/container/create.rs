@@ -3,7 +3,6 @@
 //! every step taken, so a failed Create leaves nothing behind.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -349,12 +348,8 @@ impl Shim {
         if let Some(stdio) = stdio {
             // Its mount namespace predates the rootfs's mount: it copies the
             // shim's again.
-            let mnt = match config.plan.clone_flags & libc::CLONE_NEWNS as u64 {
-                0 => None,
-                _ => Some(File::open("/proc/thread-self/ns/mnt").map_err(|e| format!("open mount namespace: {e}"))?),
-            };
-            let mnt = mnt.map(OwnedFd::from);
-            spawned.chan.send_stdio(stdio, mnt.as_ref()).await.map_err(|e| format!("hand the init its stdio: {e}"))?;
+            let new_mounts = config.plan.clone_flags & libc::CLONE_NEWNS as u64 != 0;
+            spawned.chan.send_stdio(stdio, new_mounts).await.map_err(|e| format!("hand the init its stdio: {e}"))?;
         }
         let mut phase = spawned.chan.configure(config).await?;
         if phase == Phase::HooksRequested {

@@ -7,13 +7,13 @@
 //! early init it cannot use (other namespaces, a restore, a failed Create,
 //! no Create at all) is killed.
 
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use super::prepared::Started;
 use super::Shim;
 use crate::runtime::namespaces::NsPlan;
+use crate::stdio::{Owner, Stdio};
 use crate::sys;
 
 /// An init spawned ahead, and what it was cloned into. Killed unless taken.
@@ -66,7 +66,10 @@ impl Shim {
         if plan.new_user {
             return;
         }
-        let spawned = dev_null().and_then(|stdio| self.runtime.spawn(&plan, &stdio, None, None));
+        // No URIs: /dev/null, until the Create's stdio is handed over.
+        let owner = Owner { id: "", namespace: &self.ctx.namespace };
+        let stdio = Stdio::open("", "", "", &owner).map_err(|e| std::io::Error::other(e.to_string()));
+        let spawned = stdio.and_then(|stdio| self.runtime.spawn(&plan, &stdio.container, None, None));
         match spawned {
             Ok(spawned) => {
                 let exited = self.reaper.register(spawned.pid);
@@ -84,12 +87,6 @@ impl Shim {
     pub(super) fn take_early(&self) -> Option<Early> {
         self.early.lock().ok()?.take()
     }
-}
-
-/// Stdio until the Create's arrives.
-fn dev_null() -> std::io::Result<[OwnedFd; 3]> {
-    let null = OwnedFd::from(File::options().read(true).write(true).open("/dev/null")?);
-    Ok([null.try_clone()?, null.try_clone()?, null])
 }
 
 #[cfg(test)]

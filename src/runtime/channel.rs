@@ -137,12 +137,20 @@ impl ParentEnd {
         self.0.write_all(&encode(msg)?).await
     }
 
-    /// `ToInit::Stdio` with `stdio` attached, and `mnt`, the mount
-    /// namespace to copy anew (see `init::main`): a few bytes into an empty
-    /// socket, so they go whole or not at all.
-    pub async fn send_stdio(&mut self, stdio: &[OwnedFd; 3], mnt: Option<&OwnedFd>) -> io::Result<()> {
+    /// `ToInit::Stdio` with `stdio` attached and, with `new_mounts`, this
+    /// thread's mount namespace for the init to copy anew (see
+    /// `init::main`): a few bytes into an empty socket, so they go whole or
+    /// not at all.
+    pub async fn send_stdio(&mut self, stdio: &[OwnedFd; 3], new_mounts: bool) -> io::Result<()> {
+        let mnt = match new_mounts {
+            true => Some(OwnedFd::from(
+                std::fs::File::open("/proc/thread-self/ns/mnt")
+                    .map_err(|e| io::Error::new(e.kind(), format!("open the mount namespace: {e}")))?,
+            )),
+            false => None,
+        };
         let bytes = encode(&ToInit::Stdio)?;
-        let fds: Vec<_> = stdio.iter().chain(mnt).map(|f| f.as_raw_fd()).collect();
+        let fds: Vec<_> = stdio.iter().chain(&mnt).map(|f| f.as_raw_fd()).collect();
         let sock = self.0.as_raw_fd();
         self.0.async_io(tokio::io::Interest::WRITABLE, || crate::sys::send_with_fds(sock, &bytes, &fds)).await
     }

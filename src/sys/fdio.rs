@@ -61,23 +61,10 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// fd it carries, if one (SCM_RIGHTS, received close-on-exec); empty at the
 /// peer's close.
 pub fn recv_packet(fd: RawFd) -> io::Result<(Vec<u8>, Option<OwnedFd>)> {
-    use nix::sys::socket::{recv, recvmsg, ControlMessageOwned, MsgFlags};
+    use nix::sys::socket::{recv, MsgFlags};
     let len = recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC)?;
     let mut buf = vec![0u8; len];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let mut fds = Vec::new();
-    let n = {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
-        for c in msg.cmsgs()? {
-            if let ControlMessageOwned::ScmRights(got) = c {
-                // SAFETY: SCM_RIGHTS gave this process these fds; nothing
-                // else owns them.
-                fds.extend(got.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
-            }
-        }
-        msg.bytes
-    };
+    let (n, mut fds) = recv_with_fds(fd, &mut buf)?;
     buf.truncate(n.min(len));
     Ok((buf, fds.pop()))
 }
