@@ -174,12 +174,24 @@ done
 # Several rounds, in A B B A order, so a slow spell of this shared VM does
 # not land on one runtime only; the report takes each runtime's median.
 say "figure 5: throughput, $THR containers run to completion, $PAR in flight, $THR_ROUNDS round(s)"
+# Where the CPU goes: the round is CPU-bound (2 cores busy throughout), so
+# beside the wall time each round records the machine's busy CPU time and
+# the share of the two parts no runtime changes: the ctr processes (the
+# subshell's children, from `times`) and containerd itself (its own
+# utime+stime). The rest is the runtime's: shims, runc or inits, the kernel.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+own_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK) CTD_PID=$(cat "$DIR/containerd.pid")
 for round in $(seq 1 "$THR_ROUNDS"); do
     for r in $(order "$round"); do
-        t0=$(now)
-        seq 1 "$THR" | xargs -P "$PAR" -I{} ctr --address "$CTR_ADDR" -n "$NS" run --rm --runtime "${RT[$r]}" "$IMG" "thr-$r-$round-{}" /bin/true
-        t1=$(now)
-        echo "$r $THR $(( (t1 - t0) / 1000 ))" >>"$RAW/throughput.txt"
+        b0=$(busy_ticks) c0=$(own_ticks "$CTD_PID") t0=$(now)
+        ctr_cpu=$(
+            seq 1 "$THR" | xargs -P "$PAR" -I{} ctr --address "$CTR_ADDR" -n "$NS" run --rm --runtime "${RT[$r]}" "$IMG" "thr-$r-$round-{}" /bin/true >&2
+            times >"$RAW/times" # not in a pipe: a forked `times` has no children
+            awk 'NR == 2 {gsub(/[ms]/, " "); print int(($1 * 60 + $2 + $3 * 60 + $4) * 1000)}' "$RAW/times"
+        )
+        t1=$(now) b1=$(busy_ticks) c1=$(own_ticks "$CTD_PID")
+        echo "$r $THR $(( (t1 - t0) / 1000 )) $(( (b1 - b0) * 1000 / HZ )) $ctr_cpu $(( (c1 - c0) * 1000 / HZ ))" >>"$RAW/throughput.txt"
     done
 done
 
