@@ -61,9 +61,9 @@ impl Container {
         let (cg, kill_all) = (self.cgroup.clone(), self.shared_pidns);
         // Side by side, as neither needs the other: the unmount waits out an
         // RCU grace period (1.2 ms of a pod container's Delete, measured), the
-        // cgroup's removal takes 0.35 more. `join!`
-        // polls the helper's future first, so the removal is under way
-        // before the unmount blocks this thread.
+        // cgroup's removal takes 0.35 more. `join!` polls the helper's future
+        // first, so the removal is under way before the unmount blocks this
+        // thread.
         let (removed, ()) =
             tokio::join!(super::off_loop(move || cg.destroy(kill_all, Duration::from_secs(3))), async {
                 if let Some(root) = &self.rootfs_mount {
