@@ -44,8 +44,8 @@ def cpu_split(r):
 fig["5_cpu_ms_per_container"] = {r: cpu_split(r) for r in RTS}
 # What no shim can beat: runc's CPU per container over what ctr and containerd
 # alone spend per myshim container (the rounds are CPU-bound).
-fig["5_throughput_ratio_ceiling"] = (lambda m, c: round(c["all"] / (m["ctr"] + m["containerd"]), 2) if m and c else None)(
-    fig["5_cpu_ms_per_container"]["myshim"], fig["5_cpu_ms_per_container"]["runc"])
+m, c = fig["5_cpu_ms_per_container"]["myshim"], fig["5_cpu_ms_per_container"]["runc"]
+fig["5_throughput_ratio_ceiling"] = round(c["all"] / (m["ctr"] + m["containerd"]), 2) if m and c else None
 fig["6_cpu_ms_per_lifecycle"] = {r: dist(client["cpu_ms"].get(r, [])) for r in RTS}
 def hooks_fig(r):
     with_hooks = client["samples_ms"].get(r + "-hooks", {}).get("total", [])

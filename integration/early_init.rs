@@ -12,12 +12,6 @@ use containerd_shim_protos::shim_async::TaskClient;
 use crate::direct::*;
 use crate::harness::*;
 
-/// The shim's children (its early init, before any Create).
-fn children(pid: u32) -> Vec<u32> {
-    let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    list.split_whitespace().filter_map(|p| p.parse().ok()).collect()
-}
-
 /// Starts a shim in `bundle` and connects: its client, its pid, and the
 /// one child it spawned before any Create.
 async fn started_with_early(bundle: &Path, id: &str) -> (TaskClient, u32, u32) {

@@ -204,6 +204,13 @@ pub fn shim_pids(id: &str) -> Vec<i32> {
         .collect()
 }
 
+/// The children of `pid`'s main thread (a shim's: its early init, its
+/// containers' inits).
+pub fn children(pid: u32) -> Vec<u32> {
+    let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    list.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
 /// A process that is gone or a zombie (this VM's pid 1 reaps lazily).
 pub fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

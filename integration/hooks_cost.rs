@@ -28,12 +28,11 @@ fn execs_during_lifecycle(id: &str, spec: &Value) -> (BTreeSet<u32>, Vec<String>
         let shim = c.connect(ctx(), &ConnectRequest::default()).await.expect("Connect").shim_pid;
         // With the shim, its children: the init it spawned as it started,
         // before any Create (`container::early`).
-        let children = std::fs::read_to_string(format!("/proc/{shim}/task/{shim}/children")).unwrap_or_default();
+        let traced_pids: Vec<String> = std::iter::once(shim).chain(children(shim)).map(|p| p.to_string()).collect();
         let mut strace = Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=execve,execveat", "-o"])
             .arg(&trace)
-            .args(["-p", &shim.to_string()])
-            .args(children.split_whitespace().flat_map(|c| ["-p", c]))
+            .args(traced_pids.iter().flat_map(|p| ["-p", p.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -44,7 +43,7 @@ fn execs_during_lifecycle(id: &str, spec: &Value) -> (BTreeSet<u32>, Vec<String>
             std::fs::read_to_string(format!("/proc/{pid}/status"))
                 .is_ok_and(|s| s.lines().any(|l| l.starts_with("TracerPid:") && l.trim_end() != "TracerPid:\t0"))
         };
-        while !std::iter::once(shim.to_string().as_str()).chain(children.split_whitespace()).all(traced) {
+        while !traced_pids.iter().all(|p| traced(p)) {
             assert!(Instant::now() < deadline, "strace never attached");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

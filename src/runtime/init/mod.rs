@@ -10,6 +10,7 @@ mod process;
 pub mod rootfs;
 mod seccomp;
 
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
@@ -58,20 +59,10 @@ pub fn main() -> ! {
     let cfg = match chan.recv_with_fds() {
         Ok(Some((ToInit::Config(cfg), _))) => cfg,
         // Spawned before its Create: its stdio comes now, then its config.
-        Ok(Some((ToInit::Stdio, fds))) if fds.len() >= 3 => {
-            for (target, fd) in fds.iter().take(3).enumerate() {
-                if sys::dup_onto(fd, target as i32).is_err() {
-                    sys::exit_now(1);
-                }
+        Ok(Some((ToInit::Stdio, fds))) => {
+            if adopt_early_stdio(fds).is_err() {
+                sys::exit_now(1);
             }
-            // Our mount namespace was copied before the Create mounted the
-            // rootfs: copied again from the shim's, it has it.
-            if let Some(mnt) = fds.get(3) {
-                if sys::setns(mnt, libc::CLONE_NEWNS).and_then(|()| sys::unshare(libc::CLONE_NEWNS)).is_err() {
-                    sys::exit_now(1);
-                }
-            }
-            drop(fds);
             match chan.recv() {
                 Ok(Some(ToInit::Config(cfg))) => cfg,
                 _ => sys::exit_now(1),
@@ -105,6 +96,23 @@ pub fn main() -> ! {
     sys::set_umask(exec.umask);
     let err = sys::execve(path, &exec.args, &exec.env);
     fail(&mut chan, &format!("start {}: exec {path:?}: {err}", cfg.id))
+}
+
+/// An early init's stdio (`ToInit::Stdio`) put at 0, 1, 2; and, if the shim
+/// sent its mount namespace, that namespace copied anew: ours was copied
+/// before the Create mounted the rootfs.
+fn adopt_early_stdio(fds: Vec<OwnedFd>) -> io::Result<()> {
+    let [stdin, stdout, stderr, mnt @ ..] = fds.as_slice() else {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "fewer than 3 stdio fds"));
+    };
+    for (target, fd) in [stdin, stdout, stderr].into_iter().enumerate() {
+        sys::dup_onto(fd, target as i32)?;
+    }
+    if let Some(mnt) = mnt.first() {
+        sys::setns(mnt, libc::CLONE_NEWNS)?;
+        sys::unshare(libc::CLONE_NEWNS)?;
+    }
+    Ok(())
 }
 
 fn fail(chan: &mut InitEnd, msg: &str) -> ! {
